@@ -1,0 +1,186 @@
+"""The Hodgkin–Huxley vector field, its state, currents, steady and resting states."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optimistix as optx
+from jaxtyping import Array, ArrayLike
+
+from ._params import HHParams
+
+
+class HHState(eqx.Module):
+    """State of one HH neuron (or, with a leading axis, its trajectory).
+
+    **Fields:**
+
+    - `v`: membrane potential [mV].
+    - `m`, `h`, `n`: gate open fractions [dimensionless, in [0, 1]].
+
+    Scalar fields for one neuron; batch with `jax.vmap`.
+    """
+
+    v: Array
+    m: Array
+    h: Array
+    n: Array
+
+
+class IonicCurrents(eqx.Module):
+    """Ionic current densities [µA/cm²], positive outward.
+
+    **Fields:** `i_na`, `i_k`, `i_leak`; property `total`.
+    """
+
+    i_na: Array
+    i_k: Array
+    i_leak: Array
+
+    @property
+    def total(self) -> Array:
+        """Sum of the ionic currents [µA/cm²], positive outward."""
+        return self.i_na + self.i_k + self.i_leak
+
+
+def ionic_currents(params: HHParams, state: HHState) -> IonicCurrents:
+    """Ionic current densities [µA/cm²] (positive outward) of `state` under `params`.
+
+    Works elementwise on any broadcastable shapes, e.g. on a whole trajectory
+    `result.state`.
+    """
+    v = state.v
+    return IonicCurrents(
+        i_na=params.g_na * state.m**3 * state.h * (v - params.e_na),
+        i_k=params.g_k * state.n**4 * (v - params.e_k),
+        i_leak=params.g_leak * (v - params.e_leak),
+    )
+
+
+def gate_derivatives(params: HHParams, state: HHState) -> tuple[Array, Array, Array]:
+    """`(dm/dt, dh/dt, dn/dt)` [1/ms] at `state` (`dx/dt = α(1−x) − βx`)."""
+    r = params.rates(state.v)
+    dm = r["alpha_m"] * (1 - state.m) - r["beta_m"] * state.m
+    dh = r["alpha_h"] * (1 - state.h) - r["beta_h"] * state.h
+    dn = r["alpha_n"] * (1 - state.n) - r["beta_n"] * state.n
+    return dm, dh, dn
+
+
+def hh_derivatives(params: HHParams, state: HHState, i_stim: ArrayLike) -> HHState:
+    """Time derivative of `state` for a given stimulus current `i_stim` [µA/cm²].
+
+    Returns an `HHState` holding `dv/dt` [mV/ms] and the gate derivatives [1/ms].
+    """
+    i_ion = ionic_currents(params, state).total
+    dv = (i_stim - i_ion) / params.c_m
+    dm, dh, dn = gate_derivatives(params, state)
+    return HHState(v=dv, m=dm, h=dh, n=dn)
+
+
+def hh_vector_field(t: ArrayLike, y: HHState, args) -> HHState:
+    """The HH vector field in diffrax's signature: `f(t, y, args)`.
+
+    **Arguments:**
+
+    - `t`: time [ms].
+    - `y`: an [`hhjax.HHState`][].
+    - `args`: `(params, stimulus)`: an [`hhjax.HHParams`][] and a stimulus (any
+      callable `t -> µA/cm²`, e.g. an [`hhjax.StepCurrent`][]), or `None` for no
+      stimulus.
+
+    **Returns:** `HHState` of derivatives (mV/ms and 1/ms).
+
+    Use it directly as a diffrax term:
+
+    ```python
+    term = diffrax.ODETerm(hhjax.hh_vector_field)
+    diffrax.diffeqsolve(term, diffrax.Tsit5(), 0.0, 100.0, 0.01,
+                        hhjax.resting_state(p), args=(p, stim))
+    ```
+    """
+    params, stimulus = args
+    if stimulus is None:
+        i_stim = jnp.zeros((), dtype=params.dtype)
+    else:
+        i_stim = stimulus(t)
+    return hh_derivatives(params, y, i_stim)
+
+
+def steady_state(params: HHParams, v: ArrayLike) -> HHState:
+    """The state with `v` [mV] clamped and every gate at its steady state
+    `x∞(v) = α/(α+β)`. `v` may have any shape."""
+    inf = params.gate_inf(v)
+    v = jnp.broadcast_to(jnp.asarray(v, dtype=params.dtype), jnp.shape(inf["m"]))
+    return HHState(v=v, m=inf["m"], h=inf["h"], n=inf["n"])
+
+
+def steady_state_current(params: HHParams, v: ArrayLike) -> Array:
+    """Total ionic current [µA/cm²] with the gates at steady state at `v` [mV]
+    (the I–V curve whose zeros are the resting states)."""
+    return ionic_currents(params, steady_state(params, v)).total
+
+
+def resting_state(
+    params: HHParams,
+    i_hold: ArrayLike = 0.0,
+    *,
+    v_guess: ArrayLike | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    max_steps: int = 256,
+    throw: bool = True,
+) -> HHState:
+    """The resting state (equilibrium) of `params` under a constant current.
+
+    Solves `Σ i_ion(v, m∞(v), h∞(v), n∞(v)) = i_hold` for `v` by Newton's method
+    (optimistix), so it runs inside `jit`/`vmap` and is differentiable with respect
+    to the parameters (implicit function theorem).
+
+    **Arguments:**
+
+    - `params`: an [`hhjax.HHParams`][] (one neuron; `vmap` for batches).
+    - `i_hold`: constant holding current [µA/cm²] (default 0).
+    - `v_guess`: starting point [mV] (default `e_leak`); with several equilibria the
+      one found is the one Newton reaches from here.
+    - `rtol`, `atol`: tolerances on `v` (defaults: 1e-10 mV scale in float64, 1e-5
+      in float32).
+    - `max_steps`, `throw`: as in `optimistix.root_find`.
+
+    **Returns:** an [`hhjax.HHState`][] with scalar fields.
+    """
+    dtype = params.dtype
+    if v_guess is None:
+        v_guess = params.e_leak
+    v0 = jnp.asarray(v_guess, dtype=dtype)
+    tol = 1e-10 if dtype == jnp.float64 else 1e-5
+    rtol = tol if rtol is None else rtol
+    atol = tol if atol is None else atol
+    i_hold = jnp.asarray(i_hold, dtype=dtype)
+
+    def fn(v, args):
+        p, i = args
+        return steady_state_current(p, v) - i
+
+    sol = optx.root_find(
+        fn,
+        optx.Newton(rtol=rtol, atol=atol),
+        v0,
+        args=(params, i_hold),
+        max_steps=max_steps,
+        throw=throw,
+    )
+    return steady_state(params, sol.value)
+
+
+def jacobian_at(params: HHParams, state: HHState, i_stim: ArrayLike = 0.0) -> Array:
+    """The 4×4 Jacobian [1/ms] of the vector field at `state`, in the order
+    `(v, m, h, n)` (by forward-mode autodiff)."""
+
+    def f(y):
+        s = HHState(*y)
+        d = hh_derivatives(params, s, i_stim)
+        return jnp.stack([d.v, d.m, d.h, d.n])
+
+    y = jnp.stack([state.v, state.m, state.h, state.n])
+    return jax.jacfwd(f)(y)

@@ -1,0 +1,535 @@
+"""`simulate`: integrate one HH neuron under a stimulus with a diffrax solver."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+from jaxtyping import Array, ArrayLike
+
+from ._model import (
+    HHState,
+    hh_derivatives,
+    hh_vector_field,
+    ionic_currents,
+    resting_state,
+)
+from ._params import HHParams, check_params_scalar, is_concrete
+from ._stimulus import (
+    AbstractStimulus,
+    OUNoiseCurrent,
+    WhiteNoiseCurrent,
+    noise_sources,
+)
+
+#: Default output sampling interval [ms].
+DEFAULT_SAVE_EVERY = 0.01
+#: Default step [ms] of fixed-step solvers (and first trial step of adaptive ones).
+DEFAULT_DT0 = 0.01
+#: Default tolerances of the default adaptive controller.
+DEFAULT_RTOL = 1e-6
+DEFAULT_ATOL = 1e-6
+
+
+class RESULTS(diffrax.RESULTS):  # pyright: ignore
+    """Outcome of a simulation: diffrax's codes plus `nonfinite_state`."""
+
+    nonfinite_state = (
+        "The state became non-finite (NaN or inf). The step size may be too large "
+        "for this solver (try a smaller `dt0`, an adaptive solver, or "
+        "hhjax.ExponentialEuler), or a parameter is NaN/inf."
+    )
+
+
+class SimulationError(RuntimeError):
+    """Raised by [`hhjax.simulate`][] (with `throw=True`) when a solve fails."""
+
+
+class SimulationResult(eqx.Module):
+    """The output of [`hhjax.simulate`][].
+
+    **Fields:**
+
+    - `t`: sample times [ms], shape `(T,)`.
+    - `state`: an [`hhjax.HHState`][] whose fields have shape `(T,)`.
+    - `params`, `stimulus`: what was simulated (so currents can be derived).
+    - `noise`: tuple of Ornstein–Uhlenbeck deviations [µA/cm²], each `(T,)`, one per
+      [`hhjax.OUNoiseCurrent`][] in the stimulus (empty otherwise).
+    - `result`: a [`hhjax.RESULTS`][] code; check `successful` when `throw=False`.
+    - `stats`: diffrax's statistics (`num_steps`, `num_accepted_steps`, ...).
+
+    **Properties:** `v` [mV], `m`, `h`, `n`; ionic currents `i_na`, `i_k`,
+    `i_leak`, `i_ion` [µA/cm², positive outward]; `i_stim` [µA/cm², positive
+    inward: the deterministic part plus any OU noise]; `dvdt` [mV/ms].
+    """
+
+    t: Array
+    state: HHState
+    params: HHParams
+    stimulus: AbstractStimulus | None
+    noise: tuple[Array, ...]
+    result: RESULTS
+    stats: dict[str, Any]
+
+    @property
+    def v(self) -> Array:
+        """Membrane potential [mV], shape `(T,)`."""
+        return self.state.v
+
+    @property
+    def m(self) -> Array:
+        """Na⁺ activation gate [dimensionless], shape `(T,)`."""
+        return self.state.m
+
+    @property
+    def h(self) -> Array:
+        """Na⁺ inactivation gate [dimensionless], shape `(T,)`."""
+        return self.state.h
+
+    @property
+    def n(self) -> Array:
+        """K⁺ activation gate [dimensionless], shape `(T,)`."""
+        return self.state.n
+
+    @property
+    def successful(self) -> Array:
+        """Boolean array: did the solve succeed?"""
+        return self.result == RESULTS.successful
+
+    @property
+    def i_na(self) -> Array:
+        """Na⁺ current density [µA/cm²], positive outward."""
+        return ionic_currents(self.params, self.state).i_na
+
+    @property
+    def i_k(self) -> Array:
+        """K⁺ current density [µA/cm²], positive outward."""
+        return ionic_currents(self.params, self.state).i_k
+
+    @property
+    def i_leak(self) -> Array:
+        """Leak current density [µA/cm²], positive outward."""
+        return ionic_currents(self.params, self.state).i_leak
+
+    @property
+    def i_ion(self) -> Array:
+        """Total ionic current density [µA/cm²], positive outward."""
+        return ionic_currents(self.params, self.state).total
+
+    @property
+    def i_stim(self) -> Array:
+        """Injected current density [µA/cm²] at the sample times (deterministic part
+        plus Ornstein–Uhlenbeck noise; white noise has no pointwise value)."""
+        if self.stimulus is None:
+            out = jnp.zeros_like(self.t)
+        else:
+            out = jax.vmap(self.stimulus)(self.t)
+        for x in self.noise:
+            out = out + x
+        return out
+
+    @property
+    def dvdt(self) -> Array:
+        """Time derivative of `v` [mV/ms] at the samples (drift part)."""
+        return hh_derivatives(self.params, self.state, self.i_stim).v
+
+
+# --------------------------------------------------------------------------------------
+# validation helpers
+
+
+def _check_time(name: str, value: Any) -> None:
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"`{name}` must be a number in ms, got {value!r}.")
+    if jnp.shape(value) != ():
+        raise ValueError(f"`{name}` must be a scalar time in ms, got shape {jnp.shape(value)}.")
+    if is_concrete(value) and not np.isfinite(np.asarray(value)):
+        raise ValueError(f"`{name}` must be finite (in ms), got {value!r}.")
+
+
+def _concrete_float(name: str, value: Any) -> float:
+    if not is_concrete(value):
+        raise ValueError(
+            f"`{name}` must be a concrete number (it fixes the number of output samples "
+            "or steps); pass explicit `ts=` to use a traced end time."
+        )
+    return float(np.asarray(value))
+
+
+def _make_ts(t0, t_end, save_every, ts, dtype):
+    if ts is not None and save_every is not None:
+        raise ValueError("Pass at most one of `ts` and `save_every`.")
+    if ts is not None:
+        ts = jnp.asarray(ts, dtype=dtype)
+        if ts.ndim != 1 or ts.shape[0] < 1:
+            raise ValueError(f"`ts` must be a non-empty 1-D array of times in ms, got shape {ts.shape}.")
+        if is_concrete(ts):
+            tsn = np.asarray(ts)
+            if not np.all(np.isfinite(tsn)):
+                raise ValueError("`ts` must be finite (ms).")
+            if np.any(np.diff(tsn) <= 0):
+                raise ValueError(
+                    "`ts` (sample times, ms) must be strictly increasing; got "
+                    f"a non-increasing pair at index {int(np.argmax(np.diff(tsn) <= 0))}."
+                )
+            if is_concrete(t0) and is_concrete(t_end):
+                if tsn[0] < float(t0) or tsn[-1] > float(t_end):
+                    raise ValueError(
+                        f"`ts` must lie within [t0, t_end] = [{float(t0)}, "
+                        f"{float(t_end)}] ms, got [{tsn[0]}, {tsn[-1]}]."
+                    )
+        return ts
+    if save_every is None:
+        save_every = DEFAULT_SAVE_EVERY
+    se = _concrete_float("save_every", save_every)
+    if not (math.isfinite(se) and se > 0):
+        raise ValueError(f"`save_every` must be > 0 ms, got {save_every!r}.")
+    t0f = _concrete_float("t0", t0)
+    t1f = _concrete_float("t_end", t_end)
+    n = int(math.floor((t1f - t0f) / se * (1 + 1e-12) + 1e-9)) + 1
+    return t0f + se * jnp.arange(n, dtype=dtype)
+
+
+def finite_rms_norm(x) -> Array:
+    """Root-mean-square norm of a pytree that returns `inf` instead of NaN.
+
+    diffrax's adaptive controllers compute the next step from the error norm; a trial
+    step that overshoots into absurd voltages (e.g. a 2 ms step across a stimulus
+    onset from rest) can give a NaN error estimate, which would make every later
+    step size NaN and stall the solve. With this norm such a step is simply rejected
+    and shrunk. [`hhjax.simulate`][] installs it in any `diffrax.PIDController` that
+    uses diffrax's default norm.
+    """
+    n = optx.rms_norm(x)
+    return jnp.where(jnp.isfinite(n), n, jnp.inf)
+
+
+def _with_finite_norm(controller):
+    if isinstance(controller, diffrax.ClipStepSizeController):
+        inner = _with_finite_norm(controller.controller)
+        return eqx.tree_at(lambda c: c.controller, controller, inner)
+    if isinstance(controller, diffrax.PIDController) and controller.norm is optx.rms_norm:
+        return eqx.tree_at(lambda c: c.norm, controller, finite_rms_norm)
+    return controller
+
+
+def _adaptive_by_default(solver, noisy: bool) -> bool:
+    """Default controller choice: adaptive (PID) for higher-order solvers with an error
+    estimate; fixed steps for the low-order classics (Euler, Midpoint, Heun,
+    Ralston), RK4, exponential Euler and for any solver on a noisy stimulus."""
+    from ._solvers import RK4, ExponentialEuler
+
+    fixed = (
+        diffrax.Euler,
+        diffrax.Midpoint,
+        diffrax.Heun,
+        diffrax.Ralston,
+        RK4,
+        ExponentialEuler,
+    )
+    if noisy or isinstance(solver, fixed):
+        return False
+    return isinstance(solver, diffrax.AbstractAdaptiveSolver)
+
+
+def _default_max_steps(adaptive: bool, duration: float, dt0: float) -> int:
+    if adaptive:
+        return max(4096, int(math.ceil(200 * duration)))
+    return int(math.ceil(duration / dt0 * (1 + 1e-9))) + 16
+
+
+# --------------------------------------------------------------------------------------
+# the jitted core
+
+
+class _NoisyDrift(eqx.Module):
+    """Drift of the state augmented with OU deviations."""
+
+    def __call__(self, t, y, args):
+        params, stimulus, ou = args
+        hh, xs = y
+        i_stim = stimulus(t)
+        for x in xs:
+            i_stim = i_stim + x
+        d = hh_derivatives(params, hh, i_stim)
+        dxs = tuple(-x / s.tau for x, s in zip(xs, ou))
+        return (d, dxs)
+
+
+class _NoisyDiffusion(eqx.Module):
+    """Diffusion coefficients (additive) of the augmented state, leafwise."""
+
+    def __call__(self, t, y, args):
+        params, stimulus, ou = args
+        hh, xs = y
+        white = [s for s in noise_sources(stimulus) if isinstance(s, WhiteNoiseCurrent)]
+        var = sum((s.sigma**2 for s in white), jnp.zeros((), params.dtype))
+        zero = jnp.zeros((), params.dtype)
+        dv = jnp.sqrt(var) / params.c_m if white else zero
+        d_hh = HHState(v=dv * jnp.ones_like(hh.v), m=zero, h=zero, n=zero)
+        dxs = tuple(s.sigma * jnp.sqrt(2.0 / s.tau) for s in ou)
+        return (d_hh, dxs)
+
+
+def _brownian_key(sources):
+    key = sources[0].key
+    for s in sources[1:]:
+        key = jax.random.fold_in(key, jax.random.bits(s.key, (), jnp.uint32))
+    return key
+
+
+def _nonfinite(tree) -> Array:
+    leaves = jax.tree_util.tree_leaves(tree)
+    ok = jnp.array(True)
+    for leaf in leaves:
+        ok = ok & jnp.all(jnp.isfinite(leaf))
+    return jnp.invert(ok)
+
+
+@eqx.filter_jit
+def _solve(
+    params, stimulus, y0, t0, t1, ts, solver, controller, dt0, max_steps, adjoint
+):
+    dtype = params.dtype
+    if y0 is None:
+        y0 = resting_state(params)
+    sources = noise_sources(stimulus)
+    ou = tuple(s for s in sources if isinstance(s, OUNoiseCurrent))
+    saveat = diffrax.SaveAt(ts=ts)
+
+    if isinstance(controller, diffrax.AbstractAdaptiveStepSizeController) and not isinstance(
+        controller, diffrax.ClipStepSizeController
+    ):
+        jt = None if stimulus is None else stimulus.jump_times
+        if jt is not None and jt.shape[0] > 0:
+            far = t1 + jnp.abs(t1 - t0) + 1.0
+            jt = jnp.where(jnp.isfinite(jt), jt, far).astype(dtype)
+            controller = diffrax.ClipStepSizeController(controller, jump_ts=jt)
+
+    if sources:
+        x0 = tuple(s.initial_deviation() for s in ou)
+        y_init = (y0, x0)
+        shape = jax.tree_util.tree_map(
+            lambda leaf: jax.ShapeDtypeStruct(jnp.shape(leaf), dtype), y_init
+        )
+        tol = dt0 / 4 if dt0 is not None else 1e-3
+        bm = diffrax.VirtualBrownianTree(
+            t0,
+            t1,
+            tol=tol,
+            shape=shape,
+            key=_brownian_key(sources),
+            levy_area=diffrax.SpaceTimeLevyArea,
+        )
+        terms = diffrax.MultiTerm(
+            diffrax.ODETerm(_NoisyDrift()), diffrax.ControlTerm(_NoisyDiffusion(), bm)
+        )
+        args = (params, stimulus, ou)
+    else:
+        y_init = y0
+        terms = diffrax.ODETerm(hh_vector_field)
+        args = (params, stimulus)
+
+    sol = diffrax.diffeqsolve(
+        terms,
+        solver,
+        t0,
+        t1,
+        dt0,
+        y_init,
+        args=args,
+        saveat=saveat,
+        stepsize_controller=controller,
+        max_steps=max_steps,
+        adjoint=adjoint,
+        throw=False,
+    )
+    ys = sol.ys
+    if sources:
+        states, noise = ys
+    else:
+        states, noise = ys, ()
+    result = RESULTS.promote(sol.result)
+    bad = _nonfinite(ys)
+    result = RESULTS.where(
+        (result == RESULTS.successful) & bad, RESULTS.nonfinite_state, result
+    )
+    return SimulationResult(
+        t=sol.ts,
+        state=states,
+        params=params,
+        stimulus=stimulus,
+        noise=tuple(noise),
+        result=result,
+        stats=sol.stats,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# public entry point
+
+
+def simulate(
+    params: HHParams,
+    stimulus: AbstractStimulus | None = None,
+    t_end: ArrayLike | None = None,
+    *,
+    t0: ArrayLike = 0.0,
+    solver: diffrax.AbstractSolver | None = None,
+    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
+    dt0: ArrayLike | None = None,
+    max_steps: int | None = None,
+    adjoint: diffrax.AbstractAdjoint | None = None,
+    save_every: ArrayLike | None = None,
+    ts: ArrayLike | None = None,
+    y0: HHState | None = None,
+    throw: bool = True,
+) -> SimulationResult:
+    """Simulate one Hodgkin–Huxley neuron from `t0` to `t_end` [ms].
+
+    **Arguments:**
+
+    - `params`: an [`hhjax.HHParams`][] with scalar fields (batch with `jax.vmap`).
+    - `stimulus`: the injected current, an hhjax stimulus ([`hhjax.StepCurrent`][],
+      [`hhjax.PulseTrain`][], ..., sums of them, noise currents), or `None`.
+    - `t_end`: end time [ms], > `t0`.
+    - `t0`: start time [ms] (default 0).
+    - `solver`: a diffrax solver. Default: `diffrax.Tsit5()` (adaptive, 5th order)
+      for deterministic stimuli; `diffrax.ShARK()` when the stimulus contains noise.
+      Fixed-step choices: `diffrax.Euler()`, `diffrax.Midpoint()`, [`hhjax.RK4`][],
+      [`hhjax.ExponentialEuler`][].
+    - `stepsize_controller`: a diffrax controller. Default: for adaptive solvers
+      `PIDController(rtol=1e-6, atol=1e-6)`, for the others `ConstantStepSize()`.
+      An adaptive controller is wrapped in `ClipStepSizeController` with the
+      stimulus' `jump_times`, so steps land exactly on stimulus edges.
+    - `dt0`: (initial) step [ms]; default 0.01.
+    - `max_steps`: step budget; default enough for the fixed step, or
+      `max(4096, 200 per ms)` for adaptive solvers.
+    - `adjoint`: a diffrax adjoint for gradients (default
+      `diffrax.RecursiveCheckpointAdjoint()`); `diffrax.ForwardMode()` suits few
+      parameters with `jax.jacfwd`.
+    - `save_every`: output sampling interval [ms] (default 0.01), from `t0` to
+      `t_end` inclusive; or
+    - `ts`: explicit strictly increasing sample times [ms] within `[t0, t_end]`.
+    - `y0`: initial [`hhjax.HHState`][] (default: the resting state of `params`,
+      [`hhjax.resting_state`][]).
+    - `throw`: if `True` (default), a failed solve (step budget exhausted, non-finite
+      state) raises [`hhjax.SimulationError`][] (or, inside `jit`/`vmap`, an
+      `EquinoxRuntimeError` with the same message). If `False`, check
+      `result.successful` / `result.result`.
+
+    **Returns:** a [`hhjax.SimulationResult`][]; `res.t, res.v, res.m, res.h, res.n`
+    are arrays over time with the dtype of `params`.
+
+    **Raises:** `TypeError`/`ValueError` for invalid arguments (naming the argument
+    and the expected unit/range), [`hhjax.SimulationError`][] for failed solves.
+
+    **Example:**
+
+    ```python
+    import hhjax
+    res = hhjax.simulate(hhjax.HHParams(), hhjax.StepCurrent(10.0, 10.0, 90.0),
+                         t_end=100.0)
+    hhjax.spike_times(res)
+    ```
+    """
+    if not isinstance(params, HHParams):
+        raise TypeError(f"`params` must be an hhjax.HHParams, got {type(params).__name__}.")
+    if stimulus is not None and not isinstance(stimulus, AbstractStimulus):
+        raise TypeError(
+            "`stimulus` must be an hhjax stimulus (e.g. hhjax.StepCurrent, "
+            "hhjax.SampledCurrent for arbitrary waveforms) or None, got "
+            f"{type(stimulus).__name__}."
+        )
+    check_params_scalar(params)
+    if t_end is None:
+        raise TypeError("`t_end` (end time in ms) is required.")
+    _check_time("t0", t0)
+    _check_time("t_end", t_end)
+    if is_concrete(t0) and is_concrete(t_end) and not float(t_end) > float(t0):
+        raise ValueError(
+            f"`t_end` must be > t0 = {float(t0)} ms, got t_end={float(t_end)} ms."
+        )
+    dtype = params.dtype
+    ts_arr = _make_ts(t0, t_end, save_every, ts, dtype)
+
+    sources = noise_sources(stimulus)
+    if solver is None:
+        solver = diffrax.ShARK() if sources else diffrax.Tsit5()
+    if not isinstance(solver, diffrax.AbstractSolver):
+        raise TypeError(
+            "`solver` must be a diffrax solver object (e.g. diffrax.Tsit5(), "
+            f"hhjax.ExponentialEuler()), got {solver!r}."
+        )
+    if stepsize_controller is None:
+        if _adaptive_by_default(solver, noisy=bool(sources)):
+            stepsize_controller = diffrax.PIDController(
+                rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL, norm=finite_rms_norm
+            )
+        else:
+            stepsize_controller = diffrax.ConstantStepSize()
+    if not isinstance(stepsize_controller, diffrax.AbstractStepSizeController):
+        raise TypeError(
+            "`stepsize_controller` must be a diffrax step-size controller, got "
+            f"{stepsize_controller!r}."
+        )
+    stepsize_controller = _with_finite_norm(stepsize_controller)
+    is_adaptive_ctrl = isinstance(
+        stepsize_controller, diffrax.AbstractAdaptiveStepSizeController
+    )
+    if dt0 is None:
+        dt0 = DEFAULT_DT0
+    dt0f = _concrete_float("dt0", dt0) if is_concrete(dt0) else None
+    if dt0f is not None and not (math.isfinite(dt0f) and dt0f > 0):
+        raise ValueError(f"`dt0` must be > 0 ms, got {dt0!r}.")
+    if max_steps is None:
+        duration = _concrete_float("t_end", t_end) - _concrete_float("t0", t0)
+        max_steps = _default_max_steps(is_adaptive_ctrl, duration, dt0f or DEFAULT_DT0)
+    if int(max_steps) != max_steps or max_steps < 1:
+        raise ValueError(f"`max_steps` must be a positive integer, got {max_steps!r}.")
+    if adjoint is None:
+        adjoint = diffrax.RecursiveCheckpointAdjoint()
+    if y0 is None:
+        pass  # the resting state is found inside the compiled solve
+    elif not isinstance(y0, HHState):
+        raise TypeError(f"`y0` must be an hhjax.HHState, got {type(y0).__name__}.")
+    else:
+        for name in ("v", "m", "h", "n"):
+            if jnp.shape(getattr(y0, name)) != ():
+                raise ValueError(
+                    f"`y0.{name}` must be a scalar, got shape "
+                    f"{jnp.shape(getattr(y0, name))}; batch with jax.vmap."
+                )
+        y0 = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), y0)
+
+    res = _solve(
+        params,
+        stimulus,
+        y0,
+        jnp.asarray(t0, dtype),
+        jnp.asarray(t_end, dtype),
+        ts_arr,
+        solver,
+        stepsize_controller,
+        jnp.asarray(dt0, dtype),
+        int(max_steps),
+        adjoint,
+    )
+    if throw:
+        if is_concrete(res.result._value):
+            if not bool(res.successful):
+                msg = RESULTS[res.result]
+                raise SimulationError(
+                    f"hhjax.simulate failed: {msg} (steps taken: "
+                    f"{int(res.stats['num_steps'])}, max_steps={max_steps})."
+                )
+        else:
+            res = res.result.error_if(res, jnp.invert(res.successful))
+    return res
+
