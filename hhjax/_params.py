@@ -41,6 +41,7 @@ def float_dtype(*values: ArrayLike, dtype=None):
     JAX's default float, i.e. float64 only when x64 is enabled)."""
     if dtype is not None:
         return jnp.dtype(dtype)
+    values = [jnp.asarray(v) if isinstance(v, (list, tuple)) else v for v in values]
     dt = jnp.result_type(*values)
     if not jnp.issubdtype(dt, jnp.floating):
         dt = jnp.result_type(float)

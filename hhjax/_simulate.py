@@ -292,9 +292,51 @@ def _nonfinite(tree) -> Array:
     return jnp.invert(ok)
 
 
+def _fixed_grid_with_jumps(t0, t1, dt, n_regular, jumps):
+    """Step times for a fixed-step solve that also land on the stimulus' jumps.
+
+    The regular grid `t0 + dt * k` (k < n_regular) plus `t1`, plus, for every jump
+    `j` inside `(t0, t1)`, the pair `prevfloat(j), nextfloat(j)`: the step that ends
+    at `prevfloat(j)` sees only the current before the jump and the next one only the
+    current after it (as diffrax's `ClipStepSizeController(jump_ts=...)` does for
+    adaptive solvers). Without this, a stage evaluated on the wrong side of a jump
+    costs O(dt) and caps every solver at first order. Jumps outside the interval
+    become tiny steps (1e-6 dt) at `t0`. Strictly increasing by construction.
+    """
+    regular = t0 + dt * jnp.arange(n_regular, dtype=t0.dtype)
+    inside = (jumps > t0) & (jumps < t1)
+    below = jnp.nextafter(jumps, jnp.full_like(jumps, -jnp.inf))
+    above = jnp.nextafter(jumps, jnp.full_like(jumps, jnp.inf))
+    extra = jnp.where(inside, jnp.concatenate([below, above]).reshape(2, -1), t0)
+    grid = jnp.sort(jnp.concatenate([regular, extra.reshape(-1)]))
+    grid = jnp.where(grid >= t1, t0, grid)  # regular points at/after t1 (rounding)
+    grid = jnp.sort(grid)
+
+    # at least one ulp (and not a denormal: XLA flushes those to zero on CPU)
+    min_gap = dt * 1e-6
+
+    def make_increasing(prev, x):
+        x = jnp.maximum(x, jnp.maximum(jnp.nextafter(prev, jnp.inf), prev + min_gap))
+        return x, x
+
+    _, rest = jax.lax.scan(make_increasing, grid[0], grid[1:])
+    return jnp.concatenate([grid[:1], rest, t1[None]])
+
+
 @eqx.filter_jit
 def _solve(
-    params, stimulus, y0, t0, t1, ts, solver, controller, dt0, max_steps, adjoint
+    params,
+    stimulus,
+    y0,
+    t0,
+    t1,
+    ts,
+    solver,
+    controller,
+    dt0,
+    max_steps,
+    adjoint,
+    fixed_grid_n,
 ):
     dtype = params.dtype
     if y0 is None:
@@ -302,6 +344,12 @@ def _solve(
     sources = noise_sources(stimulus)
     ou = tuple(s for s in sources if isinstance(s, OUNoiseCurrent))
     saveat = diffrax.SaveAt(ts=ts)
+
+    if fixed_grid_n is not None:
+        jt = stimulus.jump_times.astype(dtype)
+        grid = _fixed_grid_with_jumps(t0, t1, dt0, fixed_grid_n, jt)
+        controller = diffrax.StepTo(ts=grid)
+        dt0 = None
 
     if isinstance(controller, diffrax.AbstractAdaptiveStepSizeController) and not isinstance(
         controller, diffrax.ClipStepSizeController
@@ -408,7 +456,10 @@ def simulate(
       `PIDController(rtol=1e-6, atol=1e-6)`, for the others `ConstantStepSize()`.
       An adaptive controller is wrapped in `ClipStepSizeController` with the
       stimulus' `jump_times`, so steps land exactly on stimulus edges.
-    - `dt0`: (initial) step [ms]; default 0.01.
+    - `dt0`: (initial) step [ms]; default 0.01. With `ConstantStepSize` the steps are
+      `dt0` apart *and* land on each stimulus edge (the step grid gets the two
+      floating-point neighbours of every jump time), so fixed-step solvers keep their
+      order across pulses.
     - `max_steps`: step budget; default enough for the fixed step, or
       `max(4096, 200 per ms)` for adaptive solvers.
     - `adjoint`: a diffrax adjoint for gradients (default
@@ -488,6 +539,18 @@ def simulate(
     dt0f = _concrete_float("dt0", dt0) if is_concrete(dt0) else None
     if dt0f is not None and not (math.isfinite(dt0f) and dt0f > 0):
         raise ValueError(f"`dt0` must be > 0 ms, got {dt0!r}.")
+    fixed_grid_n = None
+    n_jumps = 0 if stimulus is None else int(stimulus.jump_times.shape[0])
+    if isinstance(stepsize_controller, diffrax.ConstantStepSize) and n_jumps > 0:
+        if dt0f is None:
+            raise ValueError(
+                "`dt0` must be a concrete number for fixed-step solves (it fixes the "
+                "number of steps)."
+            )
+        duration = _concrete_float("t_end", t_end) - _concrete_float("t0", t0)
+        fixed_grid_n = max(1, int(math.ceil(duration / dt0f - 1e-9)))
+        if max_steps is None:
+            max_steps = fixed_grid_n + 2 * n_jumps + 16
     if max_steps is None:
         duration = _concrete_float("t_end", t_end) - _concrete_float("t0", t0)
         max_steps = _default_max_steps(is_adaptive_ctrl, duration, dt0f or DEFAULT_DT0)
@@ -520,6 +583,7 @@ def simulate(
         jnp.asarray(dt0, dtype),
         int(max_steps),
         adjoint,
+        fixed_grid_n,
     )
     if throw:
         if is_concrete(res.result._value):

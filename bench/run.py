@@ -1,0 +1,613 @@
+"""hhjax benchmark: speed and accuracy of one 100 ms Hodgkin–Huxley trace.
+
+Protocol: classic HH (`hhjax.HHParams()`), step current 10 µA/cm² for
+10 <= t < 90 ms, 100 ms, from `hhjax.resting_state(p)`.
+
+Reference: an independent NumPy implementation of the classic HH equations,
+integrated with SciPy's Radau (rtol=1e-10, atol=1e-12, max_step=0.1 ms) in three
+pieces [0,10], [10,90], [90,100] so the stimulus edges are handled exactly; spike
+times are upward 0-mV crossings of the dense output, refined with brentq. The
+reference is cross-checked against DOP853 at rtol=1e-12, atol=1e-14.
+
+Rows: hhjax with several solvers, and the peer `scipy.integrate.odeint` (seed 001's
+approach: odeint over np.linspace(0, 100, 10001), which cannot see the stimulus
+discontinuities). Plus batched throughput (vmap of a fixed-step exponential-Euler
+simulation over N g_na values, against a vectorised NumPy Rush–Larsen loop) and the
+cost of a gradient (value_and_grad of a trace-MSE loss w.r.t. HHParams).
+
+Usage:
+    python bench/run.py            # full run (< 3 min on a 2-core CPU)
+    python bench/run.py --quick    # fewer repeats, smaller N (< 1 min)
+    python bench/run.py --out PATH # JSON rows to PATH (metadata beside it)
+
+Prints markdown tables; writes a JSON list of rows (each with `benchmark`, `impl`,
+`n`, `metric`, `value`, `unit`, `peer`, `ratio`, `meta`) to
+bench/results/latest.json and the machine metadata also to
+bench/results/latest_meta.json. For every hhjax row with a peer,
+`ratio = peer_value / hhjax_value` for lower-is-better metrics (time, error,
+steps): > 1 means hhjax is faster / more accurate.
+"""
+
+from __future__ import annotations
+
+import jax
+
+jax.config.update("jax_enable_x64", True)  # script only; never inside the package
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import pathlib  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import diffrax  # noqa: E402
+import equinox as eqx  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy  # noqa: E402
+from scipy.integrate import odeint, solve_ivp  # noqa: E402
+from scipy.optimize import brentq  # noqa: E402
+
+import hhjax  # noqa: E402
+
+T_END = 100.0
+T_ON, T_OFF, AMP = 10.0, 90.0, 10.0
+SAMPLE_DT = 0.01  # ms: hhjax's default save_every and the odeint grid spacing
+N_SAMPLES = 10001
+PEER = "scipy.odeint"
+HERE = pathlib.Path(__file__).resolve().parent
+
+# ======================================================================================
+# Independent NumPy model (modern convention, classic squid axon)
+
+C_M, G_NA, G_K, G_L = 1.0, 120.0, 36.0, 0.3
+E_NA, E_K, E_L = 50.0, -77.0, -54.387
+
+
+def _vtrap(x, k):
+    """x / (1 - exp(-x/k)), with the removable singularity at x = 0 handled."""
+    x = np.asarray(x, dtype=float)
+    u = x / k
+    small = np.abs(u) < 1e-6
+    safe = np.where(small, 1.0, u)
+    return np.where(small, k * (1.0 + u / 2.0), x / (-np.expm1(-safe)))
+
+
+def np_rates(v):
+    am = 0.1 * _vtrap(v + 40.0, 10.0)
+    bm = 4.0 * np.exp(-(v + 65.0) / 18.0)
+    ah = 0.07 * np.exp(-(v + 65.0) / 20.0)
+    bh = 1.0 / (1.0 + np.exp(-(v + 35.0) / 10.0))
+    an = 0.01 * _vtrap(v + 55.0, 10.0)
+    bn = 0.125 * np.exp(-(v + 65.0) / 80.0)
+    return am, bm, ah, bh, an, bn
+
+
+def np_stim(t):
+    return np.where((t >= T_ON) & (t < T_OFF), AMP, 0.0)
+
+
+def np_rhs(y, i_stim):
+    v, m, h, n = y
+    am, bm, ah, bh, an, bn = np_rates(v)
+    i_ion = G_NA * m**3 * h * (v - E_NA) + G_K * n**4 * (v - E_K) + G_L * (v - E_L)
+    return np.array(
+        [
+            (i_stim - i_ion) / C_M,
+            am * (1.0 - m) - bm * m,
+            ah * (1.0 - h) - bh * h,
+            an * (1.0 - n) - bn * n,
+        ]
+    )
+
+
+def np_rhs_scalar(y, t):
+    """odeint signature f(y, t); the stimulus is evaluated pointwise (odeint steps
+    straight over its edges)."""
+    v, m, h, n = y
+    x1 = v + 40.0
+    am = 0.1 * x1 / (1.0 - math.exp(-x1 / 10.0)) if x1 != 0.0 else 1.0
+    bm = 4.0 * math.exp(-(v + 65.0) / 18.0)
+    ah = 0.07 * math.exp(-(v + 65.0) / 20.0)
+    bh = 1.0 / (1.0 + math.exp(-(v + 35.0) / 10.0))
+    x2 = v + 55.0
+    an = 0.01 * x2 / (1.0 - math.exp(-x2 / 10.0)) if x2 != 0.0 else 0.1
+    bn = 0.125 * math.exp(-(v + 65.0) / 80.0)
+    i = AMP if T_ON <= t < T_OFF else 0.0
+    i_ion = G_NA * m**3 * h * (v - E_NA) + G_K * n**4 * (v - E_K) + G_L * (v - E_L)
+    return [
+        (i - i_ion) / C_M,
+        am * (1.0 - m) - bm * m,
+        ah * (1.0 - h) - bh * h,
+        an * (1.0 - n) - bn * n,
+    ]
+
+
+def np_rest():
+    """Resting state by brentq on the steady-state I–V curve (independent of hhjax)."""
+
+    def i_ss(v):
+        am, bm, ah, bh, an, bn = np_rates(v)
+        m, h, n = am / (am + bm), ah / (ah + bh), an / (an + bn)
+        return G_NA * m**3 * h * (v - E_NA) + G_K * n**4 * (v - E_K) + G_L * (v - E_L)
+
+    v = brentq(i_ss, -80.0, -50.0, xtol=1e-14, rtol=1e-15)
+    am, bm, ah, bh, an, bn = np_rates(v)
+    return np.array([v, am / (am + bm), ah / (ah + bh), an / (an + bn)])
+
+
+def reference(y0, method="Radau", rtol=1e-10, atol=1e-12):
+    """Piecewise solve_ivp; returns (dense callable over [0, 100], spike times)."""
+    pieces = [(0.0, T_ON, 0.0), (T_ON, T_OFF, AMP), (T_OFF, T_END, 0.0)]
+    sols, spikes, y = [], [], np.asarray(y0, float)
+    for ta, tb, i_stim in pieces:
+        sol = solve_ivp(
+            lambda t, yy, i=i_stim: np_rhs(yy, i),
+            (ta, tb),
+            y,
+            method=method,
+            rtol=rtol,
+            atol=atol,
+            max_step=0.1,
+            dense_output=True,
+        )
+        if not sol.success:
+            raise RuntimeError(f"reference {method} failed: {sol.message}")
+        grid = np.linspace(ta, tb, int(round((tb - ta) / 0.002)) + 1)
+        vg = sol.sol(grid)[0]
+        for j in np.nonzero((vg[:-1] < 0.0) & (vg[1:] >= 0.0))[0]:
+            spikes.append(
+                brentq(lambda s: sol.sol(s)[0], grid[j], grid[j + 1], xtol=1e-14, rtol=1e-15)
+            )
+        sols.append((ta, tb, sol.sol, sol.t.size - 1))
+        y = sol.y[:, -1]
+
+    def dense(t):
+        t = np.asarray(t, float)
+        out = np.empty((4, t.size))
+        for k, (ta, tb, s, _) in enumerate(sols):
+            last = k == len(sols) - 1
+            sel = (t >= ta) & ((t <= tb) if last else (t < tb))
+            if np.any(sel):
+                out[:, sel] = s(t[sel])
+        return out
+
+    steps = sum(s[3] for s in sols)
+    return dense, np.array(spikes), steps
+
+
+# ======================================================================================
+# helpers
+
+
+def median_time(fn, repeats):
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+
+def spike_error(times, ref):
+    times = np.asarray(times, float)
+    times = times[np.isfinite(times)]
+    n = times.size
+    if n != ref.size:
+        k = min(n, ref.size)
+        err = float(np.max(np.abs(times[:k] - ref[:k]))) if k else float("nan")
+        return n, err, False
+    return n, float(np.max(np.abs(times - ref))) if n else 0.0, True
+
+
+def rmse(v, v_ref):
+    return float(np.sqrt(np.mean((np.asarray(v) - v_ref) ** 2)))
+
+
+class Rows:
+    def __init__(self, meta):
+        self.rows = []
+        self.meta = meta
+
+    def add(self, benchmark, impl, n, metric, value, unit, peer=None, ratio=None, **extra):
+        row = dict(
+            benchmark=benchmark,
+            impl=impl,
+            n=n,
+            metric=metric,
+            value=None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value,
+            unit=unit,
+            peer=peer,
+            ratio=None if ratio is None or not math.isfinite(ratio) else float(ratio),
+        )
+        row.update(extra)
+        row["meta"] = self.meta
+        self.rows.append(row)
+
+
+def safe_ratio(peer_value, value):
+    if peer_value is None or value is None:
+        return None
+    if value == 0:
+        return float("inf") if peer_value > 0 else None
+    return peer_value / value
+
+
+def fmt(x, spec):
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    return format(x, spec)
+
+
+def machine_meta(args):
+    dev = jax.devices()[0]
+    return dict(
+        platform=platform.platform(),
+        processor=platform.processor() or platform.machine(),
+        cpu_count=os.cpu_count(),
+        python=sys.version.split()[0],
+        jax=jax.__version__,
+        jaxlib=getattr(jax.lib, "__version__", None) or jax.__version__,
+        diffrax=diffrax.__version__,
+        equinox=eqx.__version__,
+        numpy=np.__version__,
+        scipy=scipy.__version__,
+        hhjax=hhjax.__version__,
+        device=f"{dev.platform}:{dev.device_kind}",
+        x64=bool(jax.config.jax_enable_x64),
+        quick=bool(args.quick),
+        repeats=args.repeats,
+        time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+
+
+# ======================================================================================
+# benchmarks
+
+
+def hhjax_methods():
+    pid = lambda: diffrax.PIDController(rtol=1e-6, atol=1e-6)  # noqa: E731
+    return [
+        ("hhjax default (Tsit5, PID 1e-6)", {}),
+        ("hhjax Tsit5 + PIDController(1e-6)", dict(solver=diffrax.Tsit5(), stepsize_controller=pid())),
+        ("hhjax Kvaerno5 + PIDController(1e-6)", dict(solver=diffrax.Kvaerno5(), stepsize_controller=pid())),
+        ("hhjax ExponentialEuler dt=0.01", dict(solver=hhjax.ExponentialEuler(), dt0=0.01)),
+        ("hhjax ExponentialEuler dt=0.001", dict(solver=hhjax.ExponentialEuler(), dt0=0.001)),
+        ("hhjax RK4 dt=0.01", dict(solver=hhjax.RK4(), dt0=0.01)),
+        ("hhjax Midpoint dt=0.01", dict(solver=diffrax.Midpoint(), dt0=0.01)),
+    ]
+
+
+def bench_single(rows, args, p, stim, y0, ref_dense, ref_spikes, t_grid, v_ref):
+    B = "single_trace_100ms"
+    results = []  # (impl, dict) for the table
+
+    # ---- peer: scipy.odeint (seed 001 approach) --------------------------------------
+    peer_vals = None
+    for label, kw in [
+        ("scipy.odeint (default tol)", {}),
+        ("scipy.odeint rtol=atol=1e-10", dict(rtol=1e-10, atol=1e-10)),
+    ]:
+        y0n = np.array([float(y0.v), float(y0.m), float(y0.h), float(y0.n)])
+
+        def run(kw=kw):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return odeint(np_rhs_scalar, y0n, t_grid, full_output=True, **kw)
+
+        ys, info = run()
+        reps = max(2, args.repeats // 2)
+        wall = median_time(run, reps)
+        steps = int(info["nst"][-1])
+        v = ys[:, 0]
+        dvdt = np_rhs(ys.T, np_stim(t_grid))[0]
+        t_herm = np.asarray(hhjax.crossing_times(jnp.asarray(t_grid), jnp.asarray(v), 0.0, dvdt=jnp.asarray(dvdt)))
+        t_lin = np.asarray(hhjax.crossing_times(jnp.asarray(t_grid), jnp.asarray(v), 0.0))
+        nsp, err, match = spike_error(t_herm, ref_spikes)
+        _, err_lin, _ = spike_error(t_lin, ref_spikes)
+        r = rmse(v, v_ref)
+        d = dict(compile=None, wall=wall, wall_jit=None, steps=steps, nsp=nsp, match=match,
+                 err=err, err_lin=err_lin, rmse=r, ok=info["message"])
+        if peer_vals is None:
+            peer_vals = d
+        results.append((label, d))
+        impl = label
+        rows.add(B, impl, 1, "wall_s", wall, "s", note=f"median of {reps} odeint calls")
+        rows.add(B, impl, 1, "steps", steps, "steps", note="LSODA nst")
+        rows.add(B, impl, 1, "n_spikes", nsp, "spikes", ref_n_spikes=int(ref_spikes.size), match=match)
+        rows.add(B, impl, 1, "max_spike_time_error", err, "ms",
+                 note="crossings on the Hermite cubic with the NumPy model's dv/dt (hhjax.crossing_times)")
+        rows.add(B, impl, 1, "max_spike_time_error_linear", err_lin, "ms",
+                 note="crossings by linear interpolation of the saved trace")
+        rows.add(B, impl, 1, "trace_rmse", r, "mV", note="vs Radau reference at the 10001 samples")
+
+    # ---- hhjax rows -------------------------------------------------------------------
+    for label, kw in hhjax_methods():
+        jax.clear_caches()  # so the first call really traces + compiles
+
+        def call(kw=kw):
+            res = hhjax.simulate(p, stim, t_end=T_END, **kw)
+            res.v.block_until_ready()
+            return res
+
+        t = time.perf_counter()
+        try:
+            res = call()
+        except Exception as e:  # report, never hide
+            print(f"!! {label} failed: {type(e).__name__}: {e}", file=sys.stderr)
+            rows.add(B, label, 1, "error", None, None, error=f"{type(e).__name__}: {e}")
+            results.append((label, dict(failed=f"{type(e).__name__}: {str(e)[:80]}")))
+            continue
+        first = time.perf_counter() - t
+        wall = median_time(call, args.repeats)
+        compile_s = first - wall
+
+        jitted = jax.jit(lambda q, kw=kw: hhjax.simulate(q, stim, t_end=T_END, **kw).v)
+        jitted(p).block_until_ready()
+        wall_jit = median_time(lambda: jitted(p).block_until_ready(), args.repeats)
+
+        stats = {k: int(v) for k, v in res.stats.items()}
+        v = np.asarray(res.v)
+        nsp, err, match = spike_error(np.asarray(hhjax.spike_times(res)), ref_spikes)
+        r = rmse(v, v_ref)
+        ok = bool(res.successful)
+        d = dict(compile=compile_s, wall=wall, wall_jit=wall_jit, steps=stats["num_steps"],
+                 acc=stats.get("num_accepted_steps"), rej=stats.get("num_rejected_steps"),
+                 nsp=nsp, match=match, err=err, rmse=r, ok=ok)
+        results.append((label, d))
+        pv = peer_vals
+        rows.add(B, label, 1, "compile_s", compile_s, "s",
+                 note="first hhjax.simulate call after jax.clear_caches() minus the steady median "
+                      "(= tracing + XLA compilation)", first_call_s=first)
+        rows.add(B, label, 1, "wall_s", wall, "s", peer=PEER, ratio=safe_ratio(pv["wall"], wall),
+                 note=f"median of {args.repeats} hhjax.simulate calls incl. Python-side checks, "
+                      "block_until_ready")
+        rows.add(B, label, 1, "wall_jit_s", wall_jit, "s", peer=PEER, ratio=safe_ratio(pv["wall"], wall_jit),
+                 note="median of calls to jax.jit(lambda p: hhjax.simulate(p, stim, ...).v)")
+        rows.add(B, label, 1, "steps", stats["num_steps"], "steps", peer=PEER,
+                 ratio=safe_ratio(pv["steps"], stats["num_steps"]),
+                 accepted=stats.get("num_accepted_steps"), rejected=stats.get("num_rejected_steps"))
+        rows.add(B, label, 1, "n_spikes", nsp, "spikes", ref_n_spikes=int(ref_spikes.size), match=match)
+        rows.add(B, label, 1, "max_spike_time_error", err, "ms", peer=PEER, ratio=safe_ratio(pv["err"], err),
+                 note="hhjax.spike_times (Hermite cubic with the model's dv/dt)")
+        rows.add(B, label, 1, "trace_rmse", r, "mV", peer=PEER, ratio=safe_ratio(pv["rmse"], r),
+                 note="vs Radau reference at the 10001 samples")
+    return results, peer_vals
+
+
+def np_expeuler(g_na, y0, dt, n_steps, save_stride):
+    """Vectorised NumPy Rush–Larsen / exponential Euler: the same scheme as
+    hhjax.ExponentialEuler (each variable advanced exactly with the others frozen)."""
+    N = g_na.size
+    v = np.full(N, y0[0])
+    m = np.full(N, y0[1])
+    h = np.full(N, y0[2])
+    n = np.full(N, y0[3])
+    out = [v.copy()]
+    for k in range(n_steps):
+        t = k * dt
+        i = AMP if T_ON <= t < T_OFF else 0.0
+        am, bm, ah, bh, an, bn = np_rates(v)
+        gna = g_na * m**3 * h
+        gk = G_K * n**4
+        gtot = gna + gk + G_L
+        vinf = (i + gna * E_NA + gk * E_K + G_L * E_L) / gtot
+        v_new = vinf + (v - vinf) * np.exp(-gtot * dt / C_M)
+        sm, sh, sn = am + bm, ah + bh, an + bn
+        m = am / sm + (m - am / sm) * np.exp(-sm * dt)
+        h = ah / sh + (h - ah / sh) * np.exp(-sh * dt)
+        n = an / sn + (n - an / sn) * np.exp(-sn * dt)
+        v = v_new
+        if (k + 1) % save_stride == 0:
+            out.append(v.copy())
+    return np.stack(out, axis=-1)
+
+
+def bench_batched(rows, args, p, stim, y0):
+    B = "batched_throughput"
+    dt, save_every = 0.01, 1.0
+    n_steps = int(round(T_END / dt))
+    out = []
+    y0n = np.array([float(y0.v), float(y0.m), float(y0.h), float(y0.n)])
+    f = jax.jit(
+        jax.vmap(
+            lambda g: hhjax.simulate(
+                eqx.tree_at(lambda q: q.g_na, p, g),
+                stim,
+                t_end=T_END,
+                solver=hhjax.ExponentialEuler(),
+                dt0=dt,
+                save_every=save_every,
+            ).v
+        )
+    )
+    for N in args.batch_sizes:
+        gs = jnp.linspace(100.0, 140.0, N)
+        t = time.perf_counter()
+        vj = f(gs).block_until_ready()
+        first = time.perf_counter() - t
+        reps = max(2, args.repeats // (1 if N <= 100 else 2))
+        wall = median_time(lambda: f(gs).block_until_ready(), reps)
+        gn = np.asarray(gs)
+        t = time.perf_counter()
+        vn = np_expeuler(gn, y0n, dt, n_steps, int(round(save_every / dt)))
+        wall_np = time.perf_counter() - t
+        if N <= 100:  # cheap enough to repeat
+            wall_np = min(wall_np, median_time(lambda: np_expeuler(gn, y0n, dt, n_steps, 100), 2))
+        diff = float(np.max(np.abs(np.asarray(vj) - vn)))
+        nsps = N * n_steps / wall
+        nsps_np = N * n_steps / wall_np
+        rows.add(B, "hhjax vmap ExponentialEuler dt=0.01", N, "neuron_steps_per_s", nsps, "1/s",
+                 peer="numpy.expeuler", ratio=nsps / nsps_np,
+                 note="jit(vmap(simulate)) over N g_na values in [100, 140], save_every=1.0; "
+                      "ratio = hhjax throughput / NumPy throughput",
+                 wall_s=wall, first_call_s=first, max_abs_diff_vs_numpy_mV=diff)
+        rows.add(B, "hhjax vmap ExponentialEuler dt=0.01", N, "wall_s", wall, "s",
+                 peer="numpy.expeuler", ratio=wall_np / wall)
+        rows.add(B, "numpy.expeuler dt=0.01", N, "neuron_steps_per_s", nsps_np, "1/s",
+                 note="hand-vectorised NumPy Rush–Larsen loop over the same N neurons", wall_s=wall_np)
+        out.append((N, wall, nsps, wall_np, nsps_np, diff, first))
+    return out
+
+
+def bench_grad(rows, args, p, stim, v_ref, odeint_wall):
+    B = "gradient_cost"
+    target = jnp.asarray(v_ref)
+    p0 = eqx.tree_at(lambda q: q.g_na, p, jnp.asarray(115.0))  # a fitting-like start
+
+    def loss(q):
+        return jnp.mean((hhjax.simulate(q, stim, t_end=T_END).v - target) ** 2)
+
+    fwd = eqx.filter_jit(loss)
+    vg = eqx.filter_jit(eqx.filter_value_and_grad(loss))
+    jax.clear_caches()
+    t = time.perf_counter()
+    fwd(p0).block_until_ready()
+    first_f = time.perf_counter() - t
+    t = time.perf_counter()
+    val, g = vg(p0)
+    jax.block_until_ready(g)
+    first_g = time.perf_counter() - t
+    t_f = median_time(lambda: fwd(p0).block_until_ready(), args.repeats)
+    t_g = median_time(lambda: jax.block_until_ready(vg(p0)), args.repeats)
+    leaves = jax.tree_util.tree_leaves(g)
+    finite = all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
+    grads = {k: float(getattr(g, k)) for k in ("c_m", "g_na", "g_k", "g_leak", "e_na", "e_k", "e_leak")}
+    # peer: forward-difference gradient of the same loss with scipy.odeint (7 model
+    # parameters -> 8 odeint solves); estimated from the measured odeint wall time.
+    n_fd = 8
+    fd_est = n_fd * odeint_wall
+    impl = "hhjax default (Tsit5) value_and_grad"
+    rows.add(B, impl, 1, "grad_over_forward", t_g / t_f, "x",
+             note="median value_and_grad time / median forward time of the same jitted "
+                  "trace-MSE loss w.r.t. HHParams (RecursiveCheckpointAdjoint)",
+             forward_s=t_f, value_and_grad_s=t_g, loss=float(val), grads_finite=finite, grads=grads)
+    rows.add(B, impl, 1, "value_and_grad_s", t_g, "s", peer="scipy.odeint forward differences (est.)",
+             ratio=fd_est / t_g,
+             note=f"peer estimated as {n_fd} x the measured odeint wall time (7 parameters)")
+    rows.add(B, impl, 1, "compile_s", first_g - t_g, "s",
+             note="first value_and_grad call after jax.clear_caches() minus steady median")
+    rows.add(B, "hhjax default (Tsit5) forward loss", 1, "wall_s", t_f, "s",
+             note="jitted loss, forward only", compile_s=first_f - t_f)
+    return dict(t_f=t_f, t_g=t_g, ratio=t_g / t_f, first_g=first_g, first_f=first_f,
+                finite=finite, fd_est=fd_est, loss=float(val), grads=grads)
+
+
+# ======================================================================================
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        description="Benchmark hhjax against a Radau reference and scipy.odeint on a "
+        "100 ms Hodgkin–Huxley step-current trace.",
+    )
+    ap.add_argument("--quick", action="store_true",
+                    help="fewer repeats and smaller batches (< 1 min on 2 cores)")
+    ap.add_argument("--out", type=pathlib.Path, default=HERE / "results" / "latest.json",
+                    help="path of the JSON rows (default: bench/results/latest.json); "
+                         "metadata goes to <stem>_meta.json beside it")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="timing repeats per measurement (default 7, quick 3)")
+    args = ap.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 7
+    args.batch_sizes = [1, 100] if args.quick else [1, 100, 1000]
+    t_start = time.perf_counter()
+
+    meta = machine_meta(args)
+    rows = Rows(meta)
+    p = hhjax.HHParams()
+    stim = hhjax.StepCurrent(amplitude=AMP, t_on=T_ON, t_off=T_OFF)
+    y0 = hhjax.resting_state(p)
+    y0n = np.array([float(y0.v), float(y0.m), float(y0.h), float(y0.n)])
+    rest_diff = float(np.max(np.abs(y0n - np_rest())))
+
+    # ---- reference ----------------------------------------------------------------
+    t = time.perf_counter()
+    ref_dense, ref_spikes, ref_steps = reference(y0n)
+    ref_time = time.perf_counter() - t
+    t_grid = np.linspace(0.0, T_END, N_SAMPLES)
+    v_ref = ref_dense(t_grid)[0]
+    chk_dense, chk_spikes, _ = reference(y0n, method="DOP853", rtol=1e-12, atol=1e-14)
+    ref_spike_floor = (
+        float(np.max(np.abs(chk_spikes - ref_spikes))) if chk_spikes.size == ref_spikes.size else float("nan")
+    )
+    ref_rmse_floor = rmse(chk_dense(t_grid)[0], v_ref)
+    meta.update(
+        reference=dict(
+            method="scipy solve_ivp Radau rtol=1e-10 atol=1e-12 max_step=0.1, pieces [0,10],[10,90],[90,100]",
+            wall_s=ref_time,
+            steps=int(ref_steps),
+            spike_times_ms=[float(x) for x in ref_spikes],
+            crosscheck="DOP853 rtol=1e-12 atol=1e-14",
+            crosscheck_max_spike_diff_ms=ref_spike_floor,
+            crosscheck_trace_rmse_mV=ref_rmse_floor,
+            rest_state_hhjax_vs_numpy_max_abs_diff=rest_diff,
+        )
+    )
+
+    single, peer = bench_single(rows, args, p, stim, y0, ref_dense, ref_spikes, t_grid, v_ref)
+    batched = bench_batched(rows, args, p, stim, y0)
+    grad = bench_grad(rows, args, p, stim, v_ref, peer["wall"])
+    total = time.perf_counter() - t_start
+    meta["total_runtime_s"] = total
+
+    # ---- output -------------------------------------------------------------------
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows.rows, indent=1, default=str))
+    meta_path = out.with_name(out.stem + "_meta.json")
+    meta_path.write_text(json.dumps(meta, indent=1, default=str))
+
+    P = print
+    P(f"# hhjax benchmark ({'quick' if args.quick else 'full'})\n")
+    P(f"Machine: {meta['platform']}, {meta['cpu_count']} CPUs, device {meta['device']}, "
+      f"jax {meta['jax']}, diffrax {meta['diffrax']}, scipy {meta['scipy']}, x64={meta['x64']}. "
+      f"Repeats: {args.repeats}.\n")
+    P(f"Protocol: classic HH, {AMP} µA/cm² step {T_ON}–{T_OFF} ms, {T_END} ms, from rest. "
+      f"Reference: Radau rtol=1e-10/atol=1e-12 in 3 pieces ({ref_time:.1f} s, {ref_steps} steps), "
+      f"{ref_spikes.size} spikes at {np.array2string(ref_spikes, precision=4, separator=', ')} ms. "
+      f"Reference floor (vs DOP853 1e-12/1e-14): spike times {ref_spike_floor:.1e} ms, "
+      f"trace RMSE {ref_rmse_floor:.1e} mV. hhjax vs NumPy rest state: {rest_diff:.1e}.\n")
+    P("## Single 100 ms trace\n")
+    P("ratio = scipy.odeint (default tol) wall time / this row's jitted wall time (> 1: faster than odeint).\n")
+    P("| impl | compile s | wall ms (simulate) | wall ms (jit) | ratio vs odeint | steps (acc/rej) | spikes (ref) | max spike err ms | trace RMSE mV |")
+    P("|---|---|---|---|---|---|---|---|---|")
+    for label, d in single:
+        if "failed" in d:
+            P(f"| {label} | FAILED: {d['failed']} | | | | | | | |")
+            continue
+        steps = str(d["steps"])
+        if d.get("acc") is not None:
+            steps += f" ({d['acc']}/{d['rej']})"
+        ratio_t = d["wall_jit"] if d["wall_jit"] is not None else d["wall"]
+        ratio = peer["wall"] / ratio_t
+        P(f"| {label} | {fmt(d['compile'], '.2f')} | {fmt(d['wall'] * 1e3, '.2f')} | "
+          f"{fmt(None if d['wall_jit'] is None else d['wall_jit'] * 1e3, '.2f')} | {ratio:.2f} | {steps} | "
+          f"{d['nsp']} ({ref_spikes.size}){'' if d['match'] else ' MISMATCH'} | {fmt(d['err'], '.2e')} | "
+          f"{fmt(d['rmse'], '.3g')} |")
+    P("")
+    P("odeint spike errors use hhjax.crossing_times with the NumPy model's dv/dt (Hermite); with linear "
+      "interpolation of the saved trace: "
+      + ", ".join(f"{lab}: {d['err_lin']:.2e} ms" for lab, d in single if "err_lin" in d) + ".\n")
+    P("## Batched throughput (jit(vmap(simulate)), ExponentialEuler dt=0.01, save_every=1.0)\n")
+    P("| N | hhjax wall s | hhjax neuron-steps/s | numpy wall s | numpy neuron-steps/s | ratio (hhjax/numpy throughput) | max |Δv| vs numpy mV | first call s |")
+    P("|---|---|---|---|---|---|---|---|")
+    for N, w, r, wn, rn, diff, first in batched:
+        P(f"| {N} | {w:.4f} | {r:.3g} | {wn:.4f} | {rn:.3g} | {r / rn:.2f} | {diff:.1e} | {first:.2f} |")
+    P("")
+    P("## Gradient cost (default solver, trace-MSE loss w.r.t. HHParams, g_na=115 start)\n")
+    P("| forward ms | value_and_grad ms | grad/forward | grads finite | compile (grad) s | odeint forward-diff est. ms | ratio vs FD |")
+    P("|---|---|---|---|---|---|---|")
+    P(f"| {grad['t_f'] * 1e3:.2f} | {grad['t_g'] * 1e3:.2f} | {grad['ratio']:.2f} | {grad['finite']} | "
+      f"{grad['first_g'] - grad['t_g']:.2f} | {grad['fd_est'] * 1e3:.1f} | {grad['fd_est'] / grad['t_g']:.2f} |")
+    P("")
+    P(f"Total runtime {total:.1f} s. Rows: {out}; metadata: {meta_path}.")
+
+
+if __name__ == "__main__":
+    main()
