@@ -15,6 +15,9 @@ from ._rates import AbstractHHKinetics, ANNarchyKinetics, ClassicKinetics
 #: Temperature [°C] at which the classic rate functions were measured.
 REFERENCE_TEMPERATURE = 6.3
 
+#: Rates are evaluated at voltages clamped to ±RATE_V_LIMIT mV (relative to v_shift).
+RATE_V_LIMIT = 500.0
+
 # name -> (unit, predicate description, predicate)
 _FIELD_RULES: dict[str, tuple[str, str, Any]] = {
     "c_m": ("µF/cm²", "> 0", lambda x: x > 0),
@@ -228,7 +231,11 @@ class HHParams(eqx.Module):
         Returns a dict with keys `alpha_m, beta_m, alpha_h, beta_h, alpha_n, beta_n`,
         each of the broadcast shape of `v` and the parameters.
         """
-        u = jnp.asarray(v) - self.v_shift
+        # Clamp to a generous physiological window: trial steps of adaptive solvers
+        # may visit absurd voltages; clamping keeps the rates finite there (so those
+        # steps are rejected cleanly and back-propagate zeros, not NaNs) and changes
+        # nothing inside ±RATE_V_LIMIT mV.
+        u = jnp.clip(jnp.asarray(v) - self.v_shift, -RATE_V_LIMIT, RATE_V_LIMIT)
         k = self.kinetics
         phi = self.phi
         return dict(
