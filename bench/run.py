@@ -184,6 +184,13 @@ def reference(y0, method="Radau", rtol=1e-10, atol=1e-12):
 # helpers
 
 
+_T0 = time.perf_counter()
+
+
+def progress(msg):
+    print(f"[{time.perf_counter() - _T0:6.1f} s] {msg}", file=sys.stderr, flush=True)
+
+
 def median_time(fn, repeats):
     ts = []
     for _ in range(repeats):
@@ -314,6 +321,7 @@ def bench_single(rows, args, p, stim, y0, ref_dense, ref_spikes, t_grid, v_ref):
                  err=err, err_lin=err_lin, rmse=r, ok=info["message"])
         if peer_vals is None:
             peer_vals = d
+        progress(f"{label}: {wall * 1e3:.1f} ms, {steps} steps")
         results.append((label, d))
         impl = label
         rows.add(B, impl, 1, "wall_s", wall, "s", note=f"median of {reps} odeint calls")
@@ -359,6 +367,7 @@ def bench_single(rows, args, p, stim, y0, ref_dense, ref_spikes, t_grid, v_ref):
                  acc=stats.get("num_accepted_steps"), rej=stats.get("num_rejected_steps"),
                  nsp=nsp, match=match, err=err, rmse=r, ok=ok)
         results.append((label, d))
+        progress(f"{label}: compile {compile_s:.2f} s, {wall * 1e3:.1f} ms")
         pv = peer_vals
         rows.add(B, label, 1, "compile_s", compile_s, "s",
                  note="first hhjax.simulate call after jax.clear_caches() minus the steady median "
@@ -451,50 +460,79 @@ def bench_batched(rows, args, p, stim, y0):
         rows.add(B, "numpy.expeuler dt=0.01", N, "neuron_steps_per_s", nsps_np, "1/s",
                  note="hand-vectorised NumPy Rush–Larsen loop over the same N neurons", wall_s=wall_np)
         out.append((N, wall, nsps, wall_np, nsps_np, diff, first))
+        progress(f"batched N={N}: hhjax {wall:.3f} s, numpy {wall_np:.3f} s")
     return out
+
+
+def grad_configs(quick):
+    cfgs = [
+        ("hhjax default (Tsit5, PID 1e-6)", {}),
+        ("hhjax Tsit5 + PIDController(1e-6, dtmax=0.5)",
+         dict(solver=diffrax.Tsit5(),
+              stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-6, dtmax=0.5))),
+        ("hhjax ExponentialEuler dt=0.01", dict(solver=hhjax.ExponentialEuler(), dt0=0.01)),
+    ]
+    return cfgs
 
 
 def bench_grad(rows, args, p, stim, v_ref, odeint_wall):
     B = "gradient_cost"
     target = jnp.asarray(v_ref)
     p0 = eqx.tree_at(lambda q: q.g_na, p, jnp.asarray(115.0))  # a fitting-like start
+    out = []
+    for label, kw in grad_configs(args.quick):
 
-    def loss(q):
-        return jnp.mean((hhjax.simulate(q, stim, t_end=T_END).v - target) ** 2)
+        def loss(q, kw=kw):
+            return jnp.mean((hhjax.simulate(q, stim, t_end=T_END, **kw).v - target) ** 2)
 
-    fwd = eqx.filter_jit(loss)
-    vg = eqx.filter_jit(eqx.filter_value_and_grad(loss))
-    jax.clear_caches()
-    t = time.perf_counter()
-    fwd(p0).block_until_ready()
-    first_f = time.perf_counter() - t
-    t = time.perf_counter()
-    val, g = vg(p0)
-    jax.block_until_ready(g)
-    first_g = time.perf_counter() - t
-    t_f = median_time(lambda: fwd(p0).block_until_ready(), args.repeats)
-    t_g = median_time(lambda: jax.block_until_ready(vg(p0)), args.repeats)
-    leaves = jax.tree_util.tree_leaves(g)
-    finite = all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
-    grads = {k: float(getattr(g, k)) for k in ("c_m", "g_na", "g_k", "g_leak", "e_na", "e_k", "e_leak")}
-    # peer: forward-difference gradient of the same loss with scipy.odeint (7 model
-    # parameters -> 8 odeint solves); estimated from the measured odeint wall time.
-    n_fd = 8
-    fd_est = n_fd * odeint_wall
-    impl = "hhjax default (Tsit5) value_and_grad"
-    rows.add(B, impl, 1, "grad_over_forward", t_g / t_f, "x",
-             note="median value_and_grad time / median forward time of the same jitted "
-                  "trace-MSE loss w.r.t. HHParams (RecursiveCheckpointAdjoint)",
-             forward_s=t_f, value_and_grad_s=t_g, loss=float(val), grads_finite=finite, grads=grads)
-    rows.add(B, impl, 1, "value_and_grad_s", t_g, "s", peer="scipy.odeint forward differences (est.)",
-             ratio=fd_est / t_g,
-             note=f"peer estimated as {n_fd} x the measured odeint wall time (7 parameters)")
-    rows.add(B, impl, 1, "compile_s", first_g - t_g, "s",
-             note="first value_and_grad call after jax.clear_caches() minus steady median")
-    rows.add(B, "hhjax default (Tsit5) forward loss", 1, "wall_s", t_f, "s",
-             note="jitted loss, forward only", compile_s=first_f - t_f)
-    return dict(t_f=t_f, t_g=t_g, ratio=t_g / t_f, first_g=first_g, first_f=first_f,
-                finite=finite, fd_est=fd_est, loss=float(val), grads=grads)
+        fwd = eqx.filter_jit(loss)
+        vg = eqx.filter_jit(eqx.filter_value_and_grad(loss))
+        jax.clear_caches()
+        t = time.perf_counter()
+        fwd(p0).block_until_ready()
+        first_f = time.perf_counter() - t
+        t_f = median_time(lambda: fwd(p0).block_until_ready(), args.repeats)
+        t = time.perf_counter()
+        try:
+            val, g = vg(p0)
+            jax.block_until_ready(g)
+        except Exception as e:  # report, never hide
+            msg = f"{type(e).__name__}: " + " ".join(
+                ln.strip() for ln in str(e).splitlines()
+                if "linear solver" in ln or "non-finite" in ln)[:300]
+            print(f"!! value_and_grad for {label} failed: {msg}", file=sys.stderr)
+            rows.add(B, label, 1, "value_and_grad_s", None, "s", error=msg, forward_s=t_f)
+            out.append((label, dict(failed=msg, t_f=t_f)))
+            continue
+        first_g = time.perf_counter() - t
+        t_g = median_time(lambda: jax.block_until_ready(vg(p0)), args.repeats)
+        leaves = jax.tree_util.tree_leaves(g)
+        finite = all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
+        grads = {k: float(getattr(g, k)) for k in
+                 ("c_m", "g_na", "g_k", "g_leak", "e_na", "e_k", "e_leak", "temperature", "q10", "v_shift")}
+        # peer: forward-difference gradient of the same loss with scipy.odeint (10
+        # array fields of HHParams -> 11 odeint solves); estimated from the measured
+        # odeint wall time of one trace.
+        n_fd = 11
+        fd_est = n_fd * odeint_wall
+        rows.add(B, label, 1, "grad_over_forward", t_g / t_f, "x",
+                 note="median value_and_grad time / median forward time of the same jitted "
+                      "trace-MSE loss w.r.t. HHParams (RecursiveCheckpointAdjoint)",
+                 forward_s=t_f, value_and_grad_s=t_g, loss=float(val), grads_finite=finite,
+                 grads=grads)
+        rows.add(B, label, 1, "value_and_grad_s", t_g, "s",
+                 peer="scipy.odeint forward differences (est.)", ratio=fd_est / t_g,
+                 note=f"peer estimated as {n_fd} x the measured odeint wall time (10 parameters)")
+        rows.add(B, label, 1, "compile_s", first_g - t_g, "s",
+                 note="first value_and_grad call after jax.clear_caches() (forward already "
+                      "compiled) minus steady median")
+        rows.add(B, label, 1, "forward_s", t_f, "s", note="jitted loss, forward only",
+                 compile_s=first_f - t_f)
+        progress(f"grad {label}: fwd {t_f * 1e3:.1f} ms, grad {t_g * 1e3:.1f} ms")
+        out.append((label, dict(t_f=t_f, t_g=t_g, ratio=t_g / t_f, first_g=first_g,
+                                first_f=first_f, finite=finite, fd_est=fd_est,
+                                loss=float(val), grads=grads)))
+    return out
 
 
 # ======================================================================================
@@ -537,6 +575,7 @@ def main(argv=None):
         float(np.max(np.abs(chk_spikes - ref_spikes))) if chk_spikes.size == ref_spikes.size else float("nan")
     )
     ref_rmse_floor = rmse(chk_dense(t_grid)[0], v_ref)
+    progress(f"reference done (Radau {ref_time:.1f} s)")
     meta.update(
         reference=dict(
             method="scipy solve_ivp Radau rtol=1e-10 atol=1e-12 max_step=0.1, pieces [0,10],[10,90],[90,100]",
@@ -600,11 +639,15 @@ def main(argv=None):
     for N, w, r, wn, rn, diff, first in batched:
         P(f"| {N} | {w:.4f} | {r:.3g} | {wn:.4f} | {rn:.3g} | {r / rn:.2f} | {diff:.1e} | {first:.2f} |")
     P("")
-    P("## Gradient cost (default solver, trace-MSE loss w.r.t. HHParams, g_na=115 start)\n")
-    P("| forward ms | value_and_grad ms | grad/forward | grads finite | compile (grad) s | odeint forward-diff est. ms | ratio vs FD |")
-    P("|---|---|---|---|---|---|---|")
-    P(f"| {grad['t_f'] * 1e3:.2f} | {grad['t_g'] * 1e3:.2f} | {grad['ratio']:.2f} | {grad['finite']} | "
-      f"{grad['first_g'] - grad['t_g']:.2f} | {grad['fd_est'] * 1e3:.1f} | {grad['fd_est'] / grad['t_g']:.2f} |")
+    P("## Gradient cost (trace-MSE loss vs the reference w.r.t. HHParams, g_na=115 start)\n")
+    P("| impl | forward ms | value_and_grad ms | grad/forward | grads finite | compile (grad) s | odeint forward-diff est. ms | ratio vs FD |")
+    P("|---|---|---|---|---|---|---|---|")
+    for label, g in grad:
+        if "failed" in g:
+            P(f"| {label} | {g['t_f'] * 1e3:.2f} | FAILED: {g['failed'][:140]} | | | | | |")
+            continue
+        P(f"| {label} | {g['t_f'] * 1e3:.2f} | {g['t_g'] * 1e3:.2f} | {g['ratio']:.2f} | {g['finite']} | "
+          f"{g['first_g'] - g['t_g']:.2f} | {g['fd_est'] * 1e3:.1f} | {g['fd_est'] / g['t_g']:.2f} |")
     P("")
     P(f"Total runtime {total:.1f} s. Rows: {out}; metadata: {meta_path}.")
 

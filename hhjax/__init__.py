@@ -16,6 +16,7 @@ from ._model import steady_state as steady_state
 from ._model import steady_state_current as steady_state_current
 from ._params import REFERENCE_TEMPERATURE as REFERENCE_TEMPERATURE
 from ._params import HHParams as HHParams
+from ._plot import plot_trace as plot_trace
 from ._rates import AbstractHHKinetics as AbstractHHKinetics
 from ._rates import ANNarchyKinetics as ANNarchyKinetics
 from ._rates import ClassicKinetics as ClassicKinetics
