@@ -1,0 +1,181 @@
+"""The model: rate tables, presets, temperature scaling, resting state, currents."""
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hhjax
+
+
+def np_classic(v):
+    """The classic rates written out in NumPy (independent of hhjax)."""
+    return dict(
+        alpha_m=0.1 * (v + 40) / (1 - np.exp(-(v + 40) / 10)),
+        beta_m=4 * np.exp(-(v + 65) / 18),
+        alpha_h=0.07 * np.exp(-(v + 65) / 20),
+        beta_h=1 / (1 + np.exp(-(v + 35) / 10)),
+        alpha_n=0.01 * (v + 55) / (1 - np.exp(-(v + 55) / 10)),
+        beta_n=0.125 * np.exp(-(v + 65) / 80),
+    )
+
+
+def np_annarchy(v):
+    """Seed 000's rate expressions, transcribed."""
+    return dict(
+        alpha_n=0.01 * (v + 60.0) / (1.0 - np.exp(-0.1 * (v + 60.0))),
+        alpha_m=0.1 * (v + 45.0) / (1.0 - np.exp(-0.1 * (v + 45.0))),
+        alpha_h=0.07 * np.exp(-0.05 * (v + 70.0)),
+        beta_n=0.125 * np.exp(-0.0125 * (v + 70.0)),
+        beta_m=4.0 * np.exp(-(v + 70.0) / 80.0),
+        beta_h=1.0 / (1.0 + np.exp(-0.1 * (v + 40.0))),
+    )
+
+
+def np_gist(vm):
+    """Seed 001's rates (1952 convention, vm = depolarisation from rest)."""
+    return dict(
+        alpha_n=(0.01 * (10.0 - vm)) / (np.exp(1.0 - (0.1 * vm)) - 1.0),
+        beta_n=0.125 * np.exp(-vm / 80.0),
+        alpha_m=(0.1 * (25.0 - vm)) / (np.exp(2.5 - (0.1 * vm)) - 1.0),
+        beta_m=4.0 * np.exp(-vm / 18.0),
+        alpha_h=0.07 * np.exp(-vm / 20.0),
+        beta_h=1.0 / (np.exp(3.0 - (0.1 * vm)) + 1.0),
+    )
+
+
+V = np.array([-90.0, -70.3, -41.0, -30.0, 0.0, 12.5, 40.0])
+
+
+@pytest.mark.parametrize(
+    "params, reference, v",
+    [
+        (hhjax.HHParams(), np_classic, V),
+        (hhjax.HHParams.annarchy(), np_annarchy, V),
+        (hhjax.HHParams.hh1952(), np_gist, V + 65.0),
+    ],
+    ids=["classic", "annarchy", "hh1952"],
+)
+def test_rates_match_written_out_formulas(params, reference, v):
+    got = params.rates(jnp.asarray(v))
+    want = reference(v)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-12, err_msg=k)
+
+
+def test_presets_fields():
+    b = hhjax.HHParams.brainpy()
+    assert float(b.g_leak) == 0.03 and float(b.e_leak) == -54.387
+    a = hhjax.HHParams.annarchy()
+    assert (float(a.e_na), float(a.e_k), float(a.e_leak)) == (45.0, -82.0, -59.387)
+    assert isinstance(a.kinetics, hhjax.ANNarchyKinetics)
+    o = hhjax.HHParams.hh1952(g_na=100.0)
+    assert float(o.g_na) == 100.0 and float(o.v_shift) == 65.0
+
+
+def test_hh1952_is_classic_shifted_by_65_mV():
+    stim = hhjax.StepCurrent(10.0, 5.0, 25.0)
+    tight = diffrax.PIDController(rtol=1e-10, atol=1e-10)
+    kw = dict(t_end=30.0, save_every=0.1, stepsize_controller=tight)
+    a = hhjax.simulate(hhjax.HHParams(), stim, **kw)
+    b = hhjax.simulate(hhjax.HHParams.hh1952(), stim, **kw)
+    np.testing.assert_allclose(b.v - 65.0, a.v, atol=1e-6)
+    np.testing.assert_allclose(b.n, a.n, atol=1e-8)
+
+
+def test_temperature_scaling():
+    v = jnp.array(-50.0)
+    p = hhjax.HHParams()
+    hot = hhjax.HHParams(temperature=16.3, q10=3.0)
+    for k, r in p.rates(v).items():
+        np.testing.assert_allclose(hot.rates(v)[k], 3.0 * r, rtol=1e-13, err_msg=k)
+    # faster kinetics at higher temperature: narrower spikes
+    stim = hhjax.StepCurrent(20.0, 1.0, 3.0)
+    cold = hhjax.simulate(p, stim, t_end=20.0, save_every=0.01)
+    warm = hhjax.simulate(hhjax.HHParams(temperature=15.0), stim, t_end=20.0, save_every=0.01)
+
+    def width(res):
+        return float(jnp.sum(res.v > 0.0)) * 0.01
+
+    assert width(warm) < width(cold)
+
+
+def test_resting_state_properties():
+    p = hhjax.HHParams()
+    y = hhjax.resting_state(p)
+    assert abs(float(y.v) + 65.0) < 0.01
+    cur = hhjax.ionic_currents(p, y)
+    assert abs(float(cur.total)) < 1e-9
+    d = hhjax.hh_derivatives(p, y, 0.0)
+    for leaf in (d.v, d.m, d.h, d.n):
+        assert abs(float(leaf)) < 1e-9
+    # holding current moves rest up; eigenvalues at rest all have negative real parts
+    y2 = hhjax.resting_state(p, i_hold=2.0)
+    assert float(y2.v) > float(y.v)
+    ev = np.linalg.eigvals(np.asarray(hhjax.jacobian_at(p, y)))
+    assert np.all(ev.real < 0)
+
+
+def test_resting_state_jit_vmap_grad():
+    def v_rest(e_leak):
+        return hhjax.resting_state(hhjax.HHParams(e_leak=e_leak)).v
+
+    vs = jax.jit(jax.vmap(v_rest))(jnp.array([-60.0, -54.387, -50.0]))
+    assert np.all(np.diff(np.asarray(vs)) > 0)
+    g = jax.grad(v_rest)(-54.387)
+    h = 1e-5
+    fd = (v_rest(-54.387 + h) - v_rest(-54.387 - h)) / (2 * h)
+    np.testing.assert_allclose(g, fd, rtol=1e-6)
+
+
+def test_vector_field_is_a_diffrax_term():
+    p = hhjax.HHParams()
+    stim = hhjax.StepCurrent(10.0, 10.0, 90.0)
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(hhjax.hh_vector_field),
+        diffrax.Tsit5(),
+        0.0,
+        30.0,
+        0.01,
+        hhjax.resting_state(p),
+        args=(p, stim),
+        stepsize_controller=diffrax.ClipStepSizeController(
+            diffrax.PIDController(rtol=1e-8, atol=1e-8, norm=hhjax.finite_rms_norm),
+            jump_ts=stim.jump_times,
+        ),
+        saveat=diffrax.SaveAt(ts=jnp.array([30.0])),
+    )
+    res = hhjax.simulate(p, stim, t_end=30.0, ts=jnp.array([30.0]))
+    np.testing.assert_allclose(sol.ys.v, res.v, atol=1e-3)
+
+
+def test_currents_from_result():
+    p = hhjax.HHParams()
+    res = hhjax.simulate(p, hhjax.StepCurrent(10.0, 5.0, 25.0), t_end=30.0)
+    manual_na = 120.0 * res.m**3 * res.h * (res.v - 50.0)
+    np.testing.assert_allclose(res.i_na, manual_na, rtol=1e-12)
+    np.testing.assert_allclose(res.i_ion, res.i_na + res.i_k + res.i_leak, rtol=1e-12)
+    # dv/dt = (i_stim - i_ion)/c_m matches the finite difference of the trace
+    dv_fd = np.gradient(np.asarray(res.v), np.asarray(res.t))
+    mid = slice(600, 2400)
+    np.testing.assert_allclose(res.dvdt[mid], dv_fd[mid], rtol=1e-2, atol=0.5)
+
+
+def test_params_are_a_pytree_of_arrays():
+    p = hhjax.HHParams()
+    leaves = jax.tree_util.tree_leaves(p)
+    assert len(leaves) == 10
+    p2 = eqx.tree_at(lambda q: q.g_na, p, jnp.array(100.0))
+    assert float(p2.g_na) == 100.0 and float(p.g_na) == 120.0
+
+
+def test_no_retrace_for_new_parameter_values():
+    @eqx.filter_jit
+    @eqx.debug.assert_max_traces(max_traces=1)
+    def last_v(q):
+        return hhjax.simulate(q, hhjax.StepCurrent(5.0, 1.0, 4.0), t_end=5.0).v[-1]
+
+    last_v(hhjax.HHParams())
+    last_v(hhjax.HHParams(g_na=100.0, e_leak=-60.0))
