@@ -277,6 +277,34 @@ class _NoisyDiffusion(eqx.Module):
         return (d_hh, dxs)
 
 
+class _StepwiseBrownianPath(diffrax.AbstractBrownianPath):
+    """Brownian increments (with space-time Lévy area) drawn per step from
+    `fold_in(key, t0, t1)`, as `diffrax.UnsafeBrownianPath` does: O(1) per step.
+
+    Valid for fixed step grids (each interval is queried with the same `(t0, t1)`,
+    also when the reverse pass recomputes a step), which is the only way hhjax uses
+    it; unlike `UnsafeBrownianPath` it is therefore accepted by
+    `RecursiveCheckpointAdjoint`, so noisy simulations stay differentiable with
+    respect to the parameters. Adaptive solves use a `VirtualBrownianTree` instead.
+    """
+
+    shape: Any = eqx.field(static=True)
+    key: Any
+    levy_area: type = eqx.field(static=True, default=diffrax.SpaceTimeLevyArea)
+
+    @property
+    def t0(self):
+        return -jnp.inf
+
+    @property
+    def t1(self):
+        return jnp.inf
+
+    def evaluate(self, t0, t1=None, left=True, use_levy=False):
+        path = diffrax.UnsafeBrownianPath(self.shape, self.key, self.levy_area)
+        return path.evaluate(t0, t1, left, use_levy)
+
+
 def _brownian_key(sources):
     key = sources[0].key
     for s in sources[1:]:
@@ -366,15 +394,21 @@ def _solve(
         shape = jax.tree_util.tree_map(
             lambda leaf: jax.ShapeDtypeStruct(jnp.shape(leaf), dtype), y_init
         )
-        tol = dt0 / 4 if dt0 is not None else 1e-3
-        bm = diffrax.VirtualBrownianTree(
-            t0,
-            t1,
-            tol=tol,
-            shape=shape,
-            key=_brownian_key(sources),
-            levy_area=diffrax.SpaceTimeLevyArea,
-        )
+        key = _brownian_key(sources)
+        if isinstance(controller, diffrax.AbstractAdaptiveStepSizeController):
+            # adaptive steps may be rejected and retried: the path must be
+            # consistent across queries, so use a Brownian tree
+            bm = diffrax.VirtualBrownianTree(
+                t0,
+                t1,
+                tol=1e-4 * (t1 - t0) / 1024,
+                shape=shape,
+                key=key,
+                levy_area=diffrax.SpaceTimeLevyArea,
+            )
+        else:
+            # fixed steps: independent increments per step, O(1) per step
+            bm = _StepwiseBrownianPath(shape=shape, key=key)
         terms = diffrax.MultiTerm(
             diffrax.ODETerm(_NoisyDrift()), diffrax.ControlTerm(_NoisyDiffusion(), bm)
         )
@@ -455,7 +489,10 @@ def simulate(
     - `stepsize_controller`: a diffrax controller. Default: for adaptive solvers
       `PIDController(rtol=1e-6, atol=1e-6)`, for the others `ConstantStepSize()`.
       An adaptive controller is wrapped in `ClipStepSizeController` with the
-      stimulus' `jump_times`, so steps land exactly on stimulus edges.
+      stimulus' `jump_times`, so steps land exactly on stimulus edges. With noise
+      currents the default is fixed steps of `dt0` (Brownian increments drawn per
+      step, O(1) each); an adaptive controller, if given, gets a
+      `diffrax.VirtualBrownianTree` (consistent under rejected steps, slower).
     - `dt0`: (initial) step [ms]; default 0.01. With `ConstantStepSize` the steps are
       `dt0` apart *and* land on each stimulus edge (the step grid gets the two
       floating-point neighbours of every jump time), so fixed-step solvers keep their
