@@ -67,12 +67,31 @@ def gate_derivatives(params: HHParams, state: HHState) -> tuple[Array, Array, Ar
     return dm, dh, dn
 
 
+#: Guards of the vector field (see `hh_derivatives`): the driving force uses v clamped
+#: to v_shift ± V_GUARD mV, and the conductances use gates clamped to GATE_GUARD.
+V_GUARD = 1000.0
+GATE_GUARD = (-1.0, 2.0)
+
+
 def hh_derivatives(params: HHParams, state: HHState, i_stim: ArrayLike) -> HHState:
     """Time derivative of `state` for a given stimulus current `i_stim` [µA/cm²].
 
     Returns an `HHState` holding `dv/dt` [mV/ms] and the gate derivatives [1/ms].
+
+    The membrane current is computed with `v` clamped to `v_shift ± 1000` mV and the
+    gates clamped to [−1, 2] (far outside anything a valid trajectory visits), so the
+    vector field stays finite at the wild trial states an adaptive solver may probe
+    before rejecting a step; otherwise those rejected steps overflow and their NaNs
+    leak into reverse-mode gradients.
     """
-    i_ion = ionic_currents(params, state).total
+    lo, hi = GATE_GUARD
+    guarded = HHState(
+        v=jnp.clip(state.v, params.v_shift - V_GUARD, params.v_shift + V_GUARD),
+        m=jnp.clip(state.m, lo, hi),
+        h=jnp.clip(state.h, lo, hi),
+        n=jnp.clip(state.n, lo, hi),
+    )
+    i_ion = ionic_currents(params, guarded).total
     dv = (i_stim - i_ion) / params.c_m
     dm, dh, dn = gate_derivatives(params, state)
     return HHState(v=dv, m=dm, h=dh, n=dn)

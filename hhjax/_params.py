@@ -16,7 +16,7 @@ from ._rates import AbstractHHKinetics, ANNarchyKinetics, ClassicKinetics
 REFERENCE_TEMPERATURE = 6.3
 
 #: Rates are evaluated at voltages clamped to ±RATE_V_LIMIT mV (relative to v_shift).
-RATE_V_LIMIT = 500.0
+RATE_V_LIMIT = 200.0
 
 # name -> (unit, predicate description, predicate)
 _FIELD_RULES: dict[str, tuple[str, str, Any]] = {
@@ -227,6 +227,11 @@ class HHParams(eqx.Module):
 
     def rates(self, v: ArrayLike) -> dict[str, Array]:
         """All six rates [1/ms] at membrane potential `v` [mV], temperature-scaled.
+
+        `v − v_shift` is clamped to ±200 mV (`RATE_V_LIMIT`) before the rates are
+        evaluated: physiological voltages are untouched, and trial steps of adaptive
+        solvers that visit absurd voltages get finite rates (so they are rejected
+        cleanly instead of poisoning gradients with NaN).
 
         Returns a dict with keys `alpha_m, beta_m, alpha_h, beta_h, alpha_n, beta_n`,
         each of the broadcast shape of `v` and the parameters.

@@ -133,3 +133,19 @@ def test_grad_finite_at_singular_voltages():
         assert np.isfinite(float(val))
         for leaf in jax.tree_util.tree_leaves(grad):
             assert np.all(np.isfinite(np.asarray(leaf)))
+
+
+def test_grad_default_settings_full_step_protocol():
+    """The default solver over the 100 ms step protocol: adaptive trial steps that
+    overshoot (and are rejected) must not turn the gradient into NaN."""
+    stim = hhjax.StepCurrent(10.0, 10.0, 90.0)
+
+    def loss(g_na):
+        return jnp.mean(hhjax.simulate(hhjax.HHParams(g_na=g_na), stim, t_end=100.0).v)
+
+    g = float(jax.jit(jax.grad(loss))(120.0))
+    f = jax.jit(loss)
+    h = 1e-3
+    fd = (float(f(120.0 + h)) - float(f(120.0 - h))) / (2 * h)
+    assert np.isfinite(g)
+    np.testing.assert_allclose(g, fd, rtol=1e-2)
