@@ -276,9 +276,10 @@ def machine_meta(args):
 # benchmarks
 
 
-def hhjax_methods():
+def hhjax_methods(quick):
     pid = lambda: diffrax.PIDController(rtol=1e-6, atol=1e-6)  # noqa: E731
-    return [
+    slow = ("Kvaerno5", "dt=0.001")  # left out of --quick (slowest to compile / run)
+    rows = [
         ("hhjax default (Tsit5, PID 1e-6)", {}),
         ("hhjax Tsit5 + PIDController(1e-6)", dict(solver=diffrax.Tsit5(), stepsize_controller=pid())),
         ("hhjax Kvaerno5 + PIDController(1e-6)", dict(solver=diffrax.Kvaerno5(), stepsize_controller=pid())),
@@ -287,6 +288,9 @@ def hhjax_methods():
         ("hhjax RK4 dt=0.01", dict(solver=hhjax.RK4(), dt0=0.01)),
         ("hhjax Midpoint dt=0.01", dict(solver=diffrax.Midpoint(), dt0=0.01)),
     ]
+    if quick:
+        rows = [r for r in rows if not any(x in r[0] for x in slow)]
+    return rows
 
 
 def bench_single(rows, args, p, stim, y0, ref_dense, ref_spikes, t_grid, v_ref):
@@ -334,7 +338,7 @@ def bench_single(rows, args, p, stim, y0, ref_dense, ref_spikes, t_grid, v_ref):
         rows.add(B, impl, 1, "trace_rmse", r, "mV", note="vs Radau reference at the 10001 samples")
 
     # ---- hhjax rows -------------------------------------------------------------------
-    for label, kw in hhjax_methods():
+    for label, kw in hhjax_methods(args.quick):
         jax.clear_caches()  # so the first call really traces + compiles
 
         def call(kw=kw):
@@ -354,10 +358,24 @@ def bench_single(rows, args, p, stim, y0, ref_dense, ref_spikes, t_grid, v_ref):
         wall = median_time(call, args.repeats)
         compile_s = first - wall
 
-        jitted = jax.jit(lambda q, kw=kw: hhjax.simulate(q, stim, t_end=T_END, **kw).v)
-        jitted(p).block_until_ready()
-        wall_jit = median_time(lambda: jitted(p).block_until_ready(), args.repeats)
+        if args.quick:
+            wall_jit = None  # saves a second compilation per row
+        else:
+            jitted = jax.jit(lambda q, kw=kw: hhjax.simulate(q, stim, t_end=T_END, **kw).v)
+            jitted(p).block_until_ready()
+            wall_jit = median_time(lambda: jitted(p).block_until_ready(), args.repeats)
 
+        progress(f"{label}: compile {compile_s:.2f} s, {wall * 1e3:.1f} ms")
+        results.append((label, dict(_res=res, compile=compile_s, first=first, wall=wall,
+                                    wall_jit=wall_jit)))
+
+    # accuracy metrics after all timings (no jax.clear_caches() in between, so the
+    # spike-detection helpers compile once)
+    for i, (label, d0) in enumerate(results):
+        if "_res" not in d0:
+            continue
+        res, compile_s, first = d0["_res"], d0["compile"], d0["first"]
+        wall, wall_jit = d0["wall"], d0["wall_jit"]
         stats = {k: int(v) for k, v in res.stats.items()}
         v = np.asarray(res.v)
         nsp, err, match = spike_error(np.asarray(hhjax.spike_times(res)), ref_spikes)
@@ -366,8 +384,7 @@ def bench_single(rows, args, p, stim, y0, ref_dense, ref_spikes, t_grid, v_ref):
         d = dict(compile=compile_s, wall=wall, wall_jit=wall_jit, steps=stats["num_steps"],
                  acc=stats.get("num_accepted_steps"), rej=stats.get("num_rejected_steps"),
                  nsp=nsp, match=match, err=err, rmse=r, ok=ok)
-        results.append((label, d))
-        progress(f"{label}: compile {compile_s:.2f} s, {wall * 1e3:.1f} ms")
+        results[i] = (label, d)
         pv = peer_vals
         rows.add(B, label, 1, "compile_s", compile_s, "s",
                  note="first hhjax.simulate call after jax.clear_caches() minus the steady median "
@@ -375,8 +392,10 @@ def bench_single(rows, args, p, stim, y0, ref_dense, ref_spikes, t_grid, v_ref):
         rows.add(B, label, 1, "wall_s", wall, "s", peer=PEER, ratio=safe_ratio(pv["wall"], wall),
                  note=f"median of {args.repeats} hhjax.simulate calls incl. Python-side checks, "
                       "block_until_ready")
-        rows.add(B, label, 1, "wall_jit_s", wall_jit, "s", peer=PEER, ratio=safe_ratio(pv["wall"], wall_jit),
-                 note="median of calls to jax.jit(lambda p: hhjax.simulate(p, stim, ...).v)")
+        if wall_jit is not None:
+            rows.add(B, label, 1, "wall_jit_s", wall_jit, "s", peer=PEER,
+                     ratio=safe_ratio(pv["wall"], wall_jit),
+                     note="median of calls to jax.jit(lambda p: hhjax.simulate(p, stim, ...).v)")
         rows.add(B, label, 1, "steps", stats["num_steps"], "steps", peer=PEER,
                  ratio=safe_ratio(pv["steps"], stats["num_steps"]),
                  accepted=stats.get("num_accepted_steps"), rejected=stats.get("num_rejected_steps"))
@@ -392,10 +411,7 @@ def np_expeuler(g_na, y0, dt, n_steps, save_stride):
     """Vectorised NumPy Rush–Larsen / exponential Euler: the same scheme as
     hhjax.ExponentialEuler (each variable advanced exactly with the others frozen)."""
     N = g_na.size
-    v = np.full(N, y0[0])
-    m = np.full(N, y0[1])
-    h = np.full(N, y0[2])
-    n = np.full(N, y0[3])
+    v, m, h, n = (np.broadcast_to(np.asarray(x, float), (N,)).copy() for x in y0)
     out = [v.copy()]
     for k in range(n_steps):
         t = k * dt
@@ -421,7 +437,6 @@ def bench_batched(rows, args, p, stim, y0):
     dt, save_every = 0.01, 1.0
     n_steps = int(round(T_END / dt))
     out = []
-    y0n = np.array([float(y0.v), float(y0.m), float(y0.h), float(y0.n)])
     f = jax.jit(
         jax.vmap(
             lambda g: hhjax.simulate(
@@ -442,10 +457,13 @@ def bench_batched(rows, args, p, stim, y0):
         reps = max(2, args.repeats // (1 if N <= 100 else 2))
         wall = median_time(lambda: f(gs).block_until_ready(), reps)
         gn = np.asarray(gs)
+        # initial states: each neuron's own resting state (as hhjax.simulate uses)
+        rest = jax.vmap(lambda g: hhjax.resting_state(eqx.tree_at(lambda q: q.g_na, p, g)))(gs)
+        y0n = [np.asarray(rest.v), np.asarray(rest.m), np.asarray(rest.h), np.asarray(rest.n)]
         t = time.perf_counter()
         vn = np_expeuler(gn, y0n, dt, n_steps, int(round(save_every / dt)))
         wall_np = time.perf_counter() - t
-        if N <= 100:  # cheap enough to repeat
+        if N <= 100 and not args.quick:  # cheap enough to repeat
             wall_np = min(wall_np, median_time(lambda: np_expeuler(gn, y0n, dt, n_steps, 100), 2))
         diff = float(np.max(np.abs(np.asarray(vj) - vn)))
         nsps = N * n_steps / wall
@@ -480,7 +498,12 @@ def bench_grad(rows, args, p, stim, v_ref, odeint_wall):
     target = jnp.asarray(v_ref)
     p0 = eqx.tree_at(lambda q: q.g_na, p, jnp.asarray(115.0))  # a fitting-like start
     out = []
+    default_failed = False
     for label, kw in grad_configs(args.quick):
+        if args.quick and "ExponentialEuler" in label:
+            continue
+        if args.quick and "dtmax" in label and not default_failed:
+            continue
 
         def loss(q, kw=kw):
             return jnp.mean((hhjax.simulate(q, stim, t_end=T_END, **kw).v - target) ** 2)
@@ -497,12 +520,14 @@ def bench_grad(rows, args, p, stim, v_ref, odeint_wall):
             val, g = vg(p0)
             jax.block_until_ready(g)
         except Exception as e:  # report, never hide
-            msg = f"{type(e).__name__}: " + " ".join(
-                ln.strip() for ln in str(e).splitlines()
-                if "linear solver" in ln or "non-finite" in ln)[:300]
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            key = [ln for ln in lines if "linear solver" in ln or "non-finite" in ln]
+            first_line = (key[0] if key else lines[0] if lines else "").split("Error: ", 1)[-1]
+            msg = f"{type(e).__name__}: " + first_line[:200]
             print(f"!! value_and_grad for {label} failed: {msg}", file=sys.stderr)
             rows.add(B, label, 1, "value_and_grad_s", None, "s", error=msg, forward_s=t_f)
             out.append((label, dict(failed=msg, t_f=t_f)))
+            default_failed = default_failed or not kw
             continue
         first_g = time.perf_counter() - t
         t_g = median_time(lambda: jax.block_until_ready(vg(p0)), args.repeats)
@@ -613,7 +638,13 @@ def main(argv=None):
       f"Reference floor (vs DOP853 1e-12/1e-14): spike times {ref_spike_floor:.1e} ms, "
       f"trace RMSE {ref_rmse_floor:.1e} mV. hhjax vs NumPy rest state: {rest_diff:.1e}.\n")
     P("## Single 100 ms trace\n")
-    P("ratio = scipy.odeint (default tol) wall time / this row's jitted wall time (> 1: faster than odeint).\n")
+    if args.quick:
+        P("ratio = scipy.odeint (default tol) wall time / this row's hhjax.simulate wall time "
+          "(> 1: faster than odeint). --quick skips the jitted-wrapper timing and the Kvaerno5 "
+          "and ExponentialEuler dt=0.001 rows.\n")
+    else:
+        P("ratio = scipy.odeint (default tol) wall time / this row's jitted wall time "
+          "(> 1: faster than odeint).\n")
     P("| impl | compile s | wall ms (simulate) | wall ms (jit) | ratio vs odeint | steps (acc/rej) | spikes (ref) | max spike err ms | trace RMSE mV |")
     P("|---|---|---|---|---|---|---|---|---|")
     for label, d in single:
@@ -644,7 +675,7 @@ def main(argv=None):
     P("|---|---|---|---|---|---|---|---|")
     for label, g in grad:
         if "failed" in g:
-            P(f"| {label} | {g['t_f'] * 1e3:.2f} | FAILED: {g['failed'][:140]} | | | | | |")
+            P(f"| {label} | {g['t_f'] * 1e3:.2f} | FAILED: {g['failed'][:160]} | | | | | |")
             continue
         P(f"| {label} | {g['t_f'] * 1e3:.2f} | {g['t_g'] * 1e3:.2f} | {g['ratio']:.2f} | {g['finite']} | "
           f"{g['first_g'] - g['t_g']:.2f} | {g['fd_est'] * 1e3:.1f} | {g['fd_est'] / g['t_g']:.2f} |")
