@@ -44,7 +44,11 @@ def float_dtype(*values: ArrayLike, dtype=None):
     JAX's default float, i.e. float64 only when x64 is enabled)."""
     if dtype is not None:
         return jnp.dtype(dtype)
+    # non-numeric values are left to the caller's named checks
+    values = [v for v in values if not isinstance(v, (str, bytes)) and v is not None]
     values = [jnp.asarray(v) if isinstance(v, (list, tuple)) else v for v in values]
+    if not values:
+        return jnp.result_type(float)
     dt = jnp.result_type(*values)
     if not jnp.issubdtype(dt, jnp.floating):
         dt = jnp.result_type(float)

@@ -50,7 +50,7 @@ def phi1(z: ArrayLike) -> Array:
     small = jnp.abs(z) < _SERIES_EPS
     safe_z = jnp.where(small, jnp.ones_like(z), z)
     closed = jnp.expm1(safe_z) / safe_z
-    series = 1 + z / 2 + z * z / 6
+    series = 1 + z / 2 + z * z / 6 + z * z * z / 24
     return jnp.where(small, series, closed)
 
 

@@ -253,13 +253,13 @@ class _NoisyDrift(eqx.Module):
 
     def __call__(self, t, y, args):
         params, stimulus, ou = args
-        hh, xs = y
+        hh, xs = y if ou else (y, ())
         i_stim = stimulus(t)
         for x in xs:
             i_stim = i_stim + x
         d = hh_derivatives(params, hh, i_stim)
         dxs = tuple(-x / s.tau for x, s in zip(xs, ou))
-        return (d, dxs)
+        return (d, dxs) if ou else d
 
 
 class _NoisyDiffusion(eqx.Module):
@@ -267,14 +267,14 @@ class _NoisyDiffusion(eqx.Module):
 
     def __call__(self, t, y, args):
         params, stimulus, ou = args
-        hh, xs = y
+        hh = y[0] if ou else y
         white = [s for s in noise_sources(stimulus) if isinstance(s, WhiteNoiseCurrent)]
         var = sum((s.sigma**2 for s in white), jnp.zeros((), params.dtype))
         zero = jnp.zeros((), params.dtype)
         dv = jnp.sqrt(var) / params.c_m if white else zero
         d_hh = HHState(v=dv * jnp.ones_like(hh.v), m=zero, h=zero, n=zero)
         dxs = tuple(s.sigma * jnp.sqrt(2.0 / s.tau) for s in ou)
-        return (d_hh, dxs)
+        return (d_hh, dxs) if ou else d_hh
 
 
 class _StepwiseBrownianPath(diffrax.AbstractBrownianPath):
@@ -390,7 +390,7 @@ def _solve(
 
     if sources:
         x0 = tuple(s.initial_deviation() for s in ou)
-        y_init = (y0, x0)
+        y_init = (y0, x0) if ou else y0
         shape = jax.tree_util.tree_map(
             lambda leaf: jax.ShapeDtypeStruct(jnp.shape(leaf), dtype), y_init
         )
@@ -433,7 +433,7 @@ def _solve(
         throw=False,
     )
     ys = sol.ys
-    if sources:
+    if ou:
         states, noise = ys
     else:
         states, noise = ys, ()
@@ -631,6 +631,8 @@ def simulate(
                     f"{int(res.stats['num_steps'])}, max_steps={max_steps})."
                 )
         else:
-            res = res.result.error_if(res, jnp.invert(res.successful))
+            # only array leaves go through the check (the stimulus may hold PRNG keys)
+            state = res.result.error_if(res.state, jnp.invert(res.successful))
+            res = eqx.tree_at(lambda r: r.state, res, state)
     return res
 

@@ -186,8 +186,12 @@ class PulseTrain(AbstractStimulus):
         if int(count) != count or count < 1:
             raise ValueError(f"`count` must be a positive integer, got {count!r}.")
         check_value("period", period, "ms", "> 0", _positive)
-        onsets = start + period * np.arange(int(count))
-        return cls(onsets, width, amplitude, dtype=dtype)
+        check_value("start", start, "ms", "finite", _any)
+        dt = float_dtype(start, period, width, amplitude, dtype=dtype)
+        onsets = jnp.asarray(start, dt) + jnp.asarray(period, dt) * jnp.arange(
+            int(count), dtype=dt
+        )
+        return cls(onsets, width, amplitude, dtype=dt)
 
     def __call__(self, t):
         on = (t >= self.onsets) & (t < self.onsets + self.width)
@@ -274,6 +278,12 @@ class SineCurrent(AbstractStimulus):
         if is_concrete(t_off) and np.any(np.isnan(np.asarray(t_off))):
             raise ValueError(f"`t_off` must not be NaN (in ms), got {t_off!r}.")
         self.t_off = jnp.asarray(t_off, dtype=dt)
+        if is_concrete(t_on) and is_concrete(t_off):
+            if np.any(np.asarray(t_off) <= np.asarray(t_on)):
+                raise ValueError(
+                    f"`t_off` must be > `t_on` (in ms), got t_on={t_on!r}, "
+                    f"t_off={t_off!r}."
+                )
 
     def __call__(self, t):
         arg = 2 * jnp.pi * self.frequency_hz * 1e-3 * (t - self.t_on) + self.phase
