@@ -68,23 +68,9 @@ C_M, G_NA, G_K, G_L = 1.0, 120.0, 36.0, 0.3
 E_NA, E_K, E_L = 50.0, -77.0, -54.387
 
 
-def _vtrap(x, k):
-    """x / (1 - exp(-x/k)), with the removable singularity at x = 0 handled."""
-    x = np.asarray(x, dtype=float)
-    u = x / k
-    small = np.abs(u) < 1e-6
-    safe = np.where(small, 1.0, u)
-    return np.where(small, k * (1.0 + u / 2.0), x / (-np.expm1(-safe)))
-
-
-def np_rates(v):
-    am = 0.1 * _vtrap(v + 40.0, 10.0)
-    bm = 4.0 * np.exp(-(v + 65.0) / 18.0)
-    ah = 0.07 * np.exp(-(v + 65.0) / 20.0)
-    bh = 1.0 / (1.0 + np.exp(-(v + 35.0) / 10.0))
-    an = 0.01 * _vtrap(v + 55.0, 10.0)
-    bn = 0.125 * np.exp(-(v + 65.0) / 80.0)
-    return am, bm, ah, bh, an, bn
+# The independent NumPy model shared with the test references (one copy of the rates).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
+from make_reference import classic_rates as np_rates  # noqa: E402
 
 
 def np_stim(t):

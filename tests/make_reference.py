@@ -22,9 +22,13 @@ RTOL, ATOL = 1e-10, 1e-12
 SAMPLE_DT = 0.05  # ms; output sampling stored in the file
 
 
-def _vtrap(x, y):
-    # x / (1 - exp(-x/y)); the references never sit exactly on the singular point
-    return x / (1.0 - np.exp(-x / y))
+def _vtrap(x, k):
+    """x / (1 - exp(-x/k)), with the removable singularity at x = 0 handled."""
+    x = np.asarray(x, dtype=float)
+    u = x / k
+    small = np.abs(u) < 1e-6
+    safe = np.where(small, 1.0, u)
+    return np.where(small, k * (1.0 + u / 2.0), x / (-np.expm1(-safe)))
 
 
 def classic_rates(v):
