@@ -1,0 +1,33 @@
+"""fitting: gradient-based fitting of hhjax models to recorded voltage traces.
+
+Uses only the public API of `hhjax`. Units as in hhjax: mV, ms, µF/cm², mS/cm²,
+µA/cm² (pA for recorded currents, converted through the membrane area).
+"""
+
+from ._fit import DEFAULT_FIT as DEFAULT_FIT
+from ._fit import FitInterrupted as FitInterrupted
+from ._fit import FitResult as FitResult
+from ._fit import Stage as Stage
+from ._fit import default_stages as default_stages
+from ._fit import fit as fit
+from ._fit import versions as versions
+from ._init import teacher_forced_estimate as teacher_forced_estimate
+from ._losses import AbstractBoundLoss as AbstractBoundLoss
+from ._losses import AbstractLoss as AbstractLoss
+from ._losses import SpikeTimeLoss as SpikeTimeLoss
+from ._losses import SweepData as SweepData
+from ._losses import TraceLoss as TraceLoss
+from ._losses import WeightedSum as WeightedSum
+from ._optimizers import AbstractObjective as AbstractObjective
+from ._optimizers import AbstractOptimizer as AbstractOptimizer
+from ._optimizers import LevenbergMarquardt as LevenbergMarquardt
+from ._optimizers import Optax as Optax
+from ._optimizers import OptimizerState as OptimizerState
+from ._optimizers import adam as adam
+from ._simulator import AbstractSimulator as AbstractSimulator
+from ._simulator import HHSimulator as HHSimulator
+from ._transforms import AbstractTransform as AbstractTransform
+from ._transforms import Affine as Affine
+from ._transforms import Bounded as Bounded
+from ._transforms import ParameterSpace as ParameterSpace
+from ._transforms import Positive as Positive

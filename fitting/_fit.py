@@ -1,0 +1,973 @@
+"""`fitting.fit`: fit model parameters to recorded voltage traces."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+import pathlib
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array
+
+import hhjax
+
+from ._init import LINEAR_PARAMETERS, teacher_forced_estimate
+from ._losses import AbstractBoundLoss, AbstractLoss, SweepData, TraceLoss
+from ._optimizers import (
+    AbstractObjective,
+    AbstractOptimizer,
+    LevenbergMarquardt,
+    Optax,
+    OptimizerState,
+)
+from ._simulator import AbstractSimulator, HHSimulator
+from ._transforms import RECORDING_PARAMETERS, ParameterSpace
+
+#: The parameters `fit` fits when none are named.
+DEFAULT_FIT = ("g_na", "g_k", "g_leak", "e_na", "e_k", "e_leak")
+
+CHECKPOINT_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------
+# the forward model and the objective of one stage
+
+
+class _Problem(eqx.Module):
+    space: ParameterSpace
+    stimulus: Any  # batched over sweeps, µA/cm² (or per cm² when the area is fitted)
+    ts: Array
+    t_span: tuple[float, float] = eqx.field(static=True)
+    simulator: AbstractSimulator
+    scale_mode: str = eqx.field(static=True)  # "none" | "area_cm2" | "capacitance_pF"
+
+    def stimulus_for(self, values):
+        if self.scale_mode == "none":
+            return self.stimulus
+        if self.scale_mode == "area_cm2":
+            area = values["area_cm2"]
+        else:
+            c_m = values.get("c_m", self.space.template.c_m)
+            area = values["capacitance_pF"] * 1e-6 / c_m
+        return eqx.tree_at(lambda s: s.values, self.stimulus, self.stimulus.values / area)
+
+    def simulate(self, u, adjoint):
+        values = self.space.to_values(u)
+        params = self.space.sweep_params(u)
+        stim = self.stimulus_for(values)
+
+        def one(p, s):
+            return self.simulator(p, s, self.ts, self.t_span, adjoint)
+
+        return jax.vmap(one)(params, stim)
+
+
+class _Objective(AbstractObjective):
+    problem: _Problem
+    loss: AbstractBoundLoss
+
+    def residuals(self, u, adjoint):
+        v, ok = self.problem.simulate(u, adjoint)
+        r = self.loss.residuals(v)
+        return jnp.where(jnp.all(ok), r, jnp.inf)
+
+    def residuals_and_jacobian(self, u):
+        def f(x):
+            r = self.residuals(x, diffrax.ForwardMode())
+            return r, r
+
+        J, r = jax.jacfwd(f, has_aux=True)(u)
+        return r, J
+
+    def value_and_grad(self, u):
+        def f(x):
+            r = self.residuals(x, diffrax.RecursiveCheckpointAdjoint())
+            return jnp.sum(r * r)
+
+        return jax.value_and_grad(f)(u)
+
+
+# --------------------------------------------------------------------------------------
+# stages and the default strategy
+
+
+class Stage(eqx.Module):
+    """One stage of a fit: an optimiser on a loss, with a simulator.
+
+    **Arguments:**
+
+    - `optimizer`: a [`fitting.LevenbergMarquardt`][] or [`fitting.Optax`][] (e.g.
+      [`fitting.adam`][]).
+    - `loss`: a fitting loss (default: the `loss` given to `fit`, else
+      [`fitting.TraceLoss`][]).
+    - `simulator`: how sweeps are simulated in this stage (default: the
+      `simulator` given to `fit`).
+    - `name`: shown in the progress bar and the history.
+
+    Stages run in order, each starting where the previous one ended.
+    """
+
+    optimizer: AbstractOptimizer
+    loss: AbstractLoss | None = None
+    simulator: AbstractSimulator | None = None
+    name: str = eqx.field(static=True, default="")
+
+    def __check_init__(self):
+        if not isinstance(self.optimizer, AbstractOptimizer):
+            raise TypeError(
+                "Stage `optimizer` must be fitting.LevenbergMarquardt(...) or "
+                "fitting.Optax(...)/fitting.adam(...), got "
+                f"{type(self.optimizer).__name__}."
+            )
+        if self.loss is not None and not isinstance(self.loss, AbstractLoss):
+            raise TypeError(f"Stage `loss` must be a fitting loss, got {self.loss!r}.")
+
+
+def default_stages(
+    t_start: float,
+    t_end: float,
+    *,
+    horizons: Sequence[float] = (0.2, 0.3, 0.45, 0.65),
+    steps: int = 30,
+    refine_rtol: float = 1e-9,
+) -> tuple[Stage, ...]:
+    """The documented default strategy (used by `fit` when no `stages`, `loss` or
+    `optimizer` is given).
+
+    1. **Growing horizons**: Levenberg–Marquardt on the trace error of the first
+       20 %, 30 %, 45 % and 65 % of each sweep (`horizons`, fractions of the sweep).
+       Spikes far from the start drift out of alignment when a parameter is a few
+       per cent off, and a trace loss over misaligned spikes is rugged; fitting the
+       early part first aligns the first spikes, and each longer horizon starts
+       where the previous one ended.
+    2. **Full traces**: Levenberg–Marquardt on the whole sweeps.
+    3. **Refinement** with a tight solver (`rtol = atol = refine_rtol`): the
+       solver's own error would otherwise bias the least-determined parameters
+       (the leak) by more than their statistical error.
+
+    **Arguments:** `t_start`, `t_end`: the recording's time span [ms]; `horizons`;
+    `steps`: Levenberg–Marquardt steps per stage (the horizon stages use half).
+    """
+    stages = []
+    for h in horizons:
+        if not 0 < h < 1:
+            raise ValueError(f"`horizons` must be fractions in (0, 1), got {h}.")
+        end = t_start + h * (t_end - t_start)
+        stages.append(
+            Stage(
+                LevenbergMarquardt(steps=max(1, steps // 2), rtol=1e-4),
+                TraceLoss(window=(t_start, end)),
+                name=f"horizon {int(round(100 * h))}%",
+            )
+        )
+    stages.append(Stage(LevenbergMarquardt(steps=steps), TraceLoss(), name="full"))
+    stages.append(
+        Stage(
+            LevenbergMarquardt(steps=max(1, steps // 3), rtol=1e-6),
+            TraceLoss(),
+            HHSimulator(rtol=refine_rtol, atol=refine_rtol),
+            name="refine",
+        )
+    )
+    return tuple(stages)
+
+
+# --------------------------------------------------------------------------------------
+# the result
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """What [`fitting.fit`][] returns.
+
+    - `params`: the fitted model (an `hhjax.HHParams` for HH fits); for per-sweep
+      parameters, the values of sweep 0 (see `values`).
+    - `values`: name → fitted value (float, or array over sweeps when per-sweep).
+    - `stderr`: name → standard error (same unit), from the Gauss–Newton Hessian
+      `JᵀJ/σ²` of the trace residuals at the optimum, `σ²` estimated from the
+      residuals (NaN when not computed).
+    - `correlation`: `(p, p)` parameter correlation matrix, rows in `names` order.
+    - `identifiable`: name → bool: `False` when the relative standard error exceeds
+      50 % or the parameter is almost fully correlated (|ρ| > 0.995) with another.
+    - `noise_sigma`: residual standard deviation at the optimum [mV].
+    - `loss`: the final loss of the last stage (its own normalisation).
+    - `rmse`: root-mean-square trace error of the best start [mV].
+    - `history`: list of `(stage name, step, best loss over starts)`.
+    - `starts`: per-start outcomes: list of dicts with `values`, `loss`,
+      `evaluations`, `converged` (the start's final loss within 1 % of the best).
+    - `best_start`: index of the best start; `spread`: name → (min, max) over the
+      converged starts.
+    - `status`: `"converged"`, `"max_steps"` or `"interrupted"`.
+    - `evaluations`: total loss/Jacobian evaluations of the best start;
+      `wall_time`: seconds; `settings`: what was run (JSON-serialisable);
+      `names`: the fitted names (per-sweep ones expanded as `name[k]` in
+      `correlation`); `warnings`: human-readable notes.
+    """
+
+    params: Any
+    values: dict[str, Any]
+    stderr: dict[str, Any]
+    correlation: np.ndarray
+    correlation_names: tuple[str, ...]
+    identifiable: dict[str, bool]
+    noise_sigma: float
+    loss: float
+    rmse: float
+    history: list[tuple[str, int, float]]
+    starts: list[dict[str, Any]]
+    best_start: int
+    spread: dict[str, tuple[float, float]]
+    status: str
+    evaluations: int
+    wall_time: float
+    settings: dict[str, Any]
+    names: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable summary (what `hhjax fit` writes to `fit.json`)."""
+
+        def num(x):
+            x = np.asarray(x, float)
+            if x.ndim == 0:
+                return float(x) if math.isfinite(float(x)) else None
+            return [float(v) if math.isfinite(float(v)) else None for v in x.ravel()]
+
+        all_params = {}
+        if isinstance(self.params, hhjax.HHParams):
+            for f in dataclasses.fields(self.params):
+                val = getattr(self.params, f.name)
+                if eqx.is_array_like(val):
+                    all_params[f.name] = num(val)
+        return {
+            "params": {k: num(v) for k, v in self.values.items()},
+            "stderr": {k: num(v) for k, v in self.stderr.items()},
+            "correlation": {
+                "names": list(self.correlation_names),
+                "matrix": [num(row) for row in np.asarray(self.correlation)],
+            },
+            "identifiable": dict(self.identifiable),
+            "noise_sigma_mV": num(self.noise_sigma),
+            "loss": num(self.loss),
+            "rmse_mV": num(self.rmse),
+            "status": self.status,
+            "evaluations": int(self.evaluations),
+            "wall_time_s": float(self.wall_time),
+            "best_start": int(self.best_start),
+            "starts": [
+                {
+                    "values": {k: num(v) for k, v in s["values"].items()},
+                    "loss": num(s["loss"]),
+                    "evaluations": int(s["evaluations"]),
+                    "converged": bool(s["converged"]),
+                }
+                for s in self.starts
+            ],
+            "spread": {k: [num(a), num(b)] for k, (a, b) in self.spread.items()},
+            "history": [[s, int(k), num(v)] for s, k, v in self.history],
+            "all_params": all_params,
+            "settings": self.settings,
+            "warnings": list(self.warnings),
+            "versions": versions(),
+        }
+
+
+def versions() -> dict[str, str]:
+    """Versions of hhjax and the libraries a fit depends on."""
+    import platform
+
+    out = {"hhjax": hhjax.__version__, "python": platform.python_version()}
+    for mod in ("jax", "jaxlib", "diffrax", "equinox", "optax", "optimistix", "numpy"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # pragma: no cover - a missing optional library
+            pass
+    return out
+
+
+class FitInterrupted(KeyboardInterrupt):
+    """Raised by [`fitting.fit`][] on Ctrl-C, after the checkpoint (if any) was
+    written. `.result` holds the best-so-far [`fitting.FitResult`][]
+    (`status="interrupted"`, standard errors not computed)."""
+
+    def __init__(self, result: FitResult):
+        super().__init__("fit interrupted; best-so-far result in .result")
+        self.result = result
+
+
+# --------------------------------------------------------------------------------------
+# progress and checkpoints
+
+
+class _Progress:
+    def __init__(self, enabled: bool, stream=None):
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.t0 = time.perf_counter()
+
+    def update(self, stage: str, k: int, n: int, loss: float, done: int, total: int):
+        if not self.enabled:
+            return
+        width = 24
+        filled = int(width * k / max(n, 1))
+        bar = "#" * filled + "-" * (width - filled)
+        msg = (
+            f"\r{stage:>12} [{bar}] {k:>4}/{n:<4} loss {loss:11.5g}  "
+            f"starts done {done}/{total}  {time.perf_counter() - self.t0:6.1f} s"
+        )
+        self.stream.write(msg)
+        self.stream.flush()
+
+    def end_stage(self):
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _fingerprint(space: ParameterSpace, data: SweepData, n_starts: int, stages) -> str:
+    h = hashlib.sha256()
+    h.update(repr((space.names, space.per_sweep, space.initial, n_starts)).encode())
+    h.update(repr([(s.name, type(s.optimizer).__name__, s.optimizer.steps) for s in stages]).encode())
+    h.update(np.ascontiguousarray(data.t).tobytes())
+    h.update(np.ascontiguousarray(data.v).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _save_checkpoint(path, header: dict, state: OptimizerState):
+    path = pathlib.Path(path)
+    buf = io.BytesIO()
+    eqx.tree_serialise_leaves(buf, state)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(
+            f,
+            header=np.asarray(json.dumps(header)),
+            state=np.frombuffer(buf.getvalue(), dtype=np.uint8),
+        )
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path) -> tuple[dict, bytes]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(str(z["header"]))
+            blob = z["state"].tobytes()
+    except Exception as e:
+        raise ValueError(f"Could not read checkpoint {path}: {e}") from e
+    if header.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(
+            f"Checkpoint {path} has version {header.get('version')}, expected "
+            f"{CHECKPOINT_VERSION}."
+        )
+    return header, blob
+
+
+# --------------------------------------------------------------------------------------
+# uncertainty
+
+
+def _uncertainty(problem: _Problem, sdata: SweepData, U: Array, b: int):
+    """Standard errors and correlations from the Gauss–Newton Hessian of the raw
+    trace residuals at the best start `U[b]`, mapped to the physical parameters.
+
+    One Levenberg–Marquardt evaluation (the compiled step the fit already used)
+    gives `JᵀJ` and the loss in optimiser coordinates `u` for every start; with
+    `θ = T(u)`, `Cov(θ) = D Cov(u) Dᵀ`, `D = ∂θ/∂u`, `Cov(u) = σ² (JᵀJ)⁻¹` and
+    `σ² = RSS / (N − p)`.
+    """
+    space = problem.space
+    objective = _Objective(problem, TraceLoss().bind(sdata))
+    opt, objective = _prepare(LevenbergMarquardt(), objective)
+    st = _vstep(opt, _vinit(opt, U, objective), objective)
+    _, A_all, _ = st.extra
+    A = np.asarray(A_all[b], float)
+    loss = float(st.loss[b])
+    N = int(sdata.v.size)
+    p = A.shape[0]
+    ub = U[b]
+
+    def flat_theta(u):
+        vals = space.to_values(u)
+        return jnp.concatenate([jnp.ravel(vals[n]) for n in space.names])
+
+    D = np.asarray(jax.jacfwd(flat_theta)(ub), float)
+    theta = np.asarray(flat_theta(ub), float)
+    flat_names = []
+    for n in space.names:
+        if n in space.per_sweep:
+            flat_names += [f"{n}[{k}]" for k in range(space.n_sweeps)]
+        else:
+            flat_names.append(n)
+    sigma2_over = loss / max(N - p, 1)  # = σ²/N in the loss normalisation
+    scale = np.sqrt(np.maximum(np.diag(A), 1e-300))
+    As = A / np.outer(scale, scale)
+    w, V = np.linalg.eigh(As)
+    wmax = max(float(w.max()), 1e-300)
+    singular = bool(np.any(w <= 1e-12 * wmax)) or not np.isfinite(loss)
+    inv_w = 1.0 / np.maximum(w, 1e-12 * wmax)
+    cov_u = sigma2_over * ((V * inv_w) @ V.T) / np.outer(scale, scale)
+    cov = D @ cov_u @ D.T
+    se = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    d = np.maximum(se, 1e-300)
+    corr = np.clip(cov / np.outer(d, d), -1.0, 1.0)
+    ident, warnings = {}, []
+    for k, name in enumerate(flat_names):
+        rel = se[k] / max(abs(theta[k]), 1e-12)
+        others = np.delete(np.abs(corr[k]), k)
+        strong = bool(others.size and others.max() > 0.995)
+        ok = bool(np.isfinite(rel) and rel < 0.5 and not strong and not singular)
+        ident[name] = ok
+        if not ok:
+            if singular:
+                why = "the Gauss–Newton Hessian is singular"
+            elif strong:
+                why = f"|correlation| {others.max():.3f} with another parameter"
+            else:
+                why = f"relative standard error {rel:.0%}"
+            warnings.append(f"{name} is poorly identified by this data ({why}).")
+    stderr, i = {}, 0
+    for n in space.names:
+        if n in space.per_sweep:
+            stderr[n] = se[i : i + space.n_sweeps].copy()
+            i += space.n_sweeps
+        else:
+            stderr[n] = float(se[i])
+            i += 1
+    return dict(
+        stderr=stderr,
+        correlation=corr,
+        correlation_names=tuple(flat_names),
+        identifiable=ident,
+        noise_sigma=math.sqrt(loss * N / max(N - p, 1)),
+        rmse=math.sqrt(loss),
+        warnings=warnings,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# fit
+
+
+def _sweep_data(recording: hhjax.Recording) -> SweepData:
+    i = recording.i_samples
+    if i is None:
+        i = recording.current_density()
+    return SweepData(
+        t=np.asarray(recording.t_ms, float),
+        v=np.asarray(recording.v_mV, float),
+        i=np.asarray(i, float),
+    )
+
+
+def _dynamic(module):
+    """The module with its top-level float/int fields as JAX arrays, so modules
+    that differ only in such numbers (tolerances, step budgets) share one
+    compilation."""
+    if not dataclasses.is_dataclass(module):
+        return module
+    changes = {}
+    for f in dataclasses.fields(module):
+        if f.metadata.get("static", False):
+            continue
+        val = getattr(module, f.name)
+        if isinstance(val, (float, int)) and not isinstance(val, bool):
+            changes[f.name] = jnp.asarray(val, float if isinstance(val, float) else int)
+    if not changes:
+        return module
+    names = list(changes)
+    return eqx.tree_at(
+        lambda m: [getattr(m, n) for n in names], module, [changes[n] for n in names]
+    )
+
+
+def _prepare(optimizer, objective):
+    sim = _dynamic(objective.problem.simulator)
+    objective = eqx.tree_at(lambda o: o.problem.simulator, objective, sim)
+    return _dynamic(optimizer), objective
+
+
+@eqx.filter_jit
+def _vinit(optimizer, u, objective):
+    return jax.vmap(optimizer.init, in_axes=(0, None))(u, objective)
+
+
+@eqx.filter_jit
+def _vstep(optimizer, state, objective):
+    return jax.vmap(optimizer.step, in_axes=(0, None))(state, objective)
+
+
+def fit(
+    params: Any,
+    data: hhjax.Recording,
+    fit: Sequence[str] | str = DEFAULT_FIT,
+    *,
+    bounds: Mapping[str, Any] | None = None,
+    loss: AbstractLoss | None = None,
+    optimizer: AbstractOptimizer | optax.GradientTransformation | None = None,
+    stages: Sequence[Stage] | None = None,
+    starts: int = 1,
+    key: Array | None = None,
+    spread: float = 0.3,
+    init: str = "auto",
+    simulator: AbstractSimulator | None = None,
+    per_sweep: Sequence[str] = (),
+    area_cm2: float | None = None,
+    capacitance_pF: float | None = None,
+    uncertainty: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 10,
+    resume: bool = False,
+    progress: bool | None = None,
+    callback: Callable[[str, int, OptimizerState], None] | None = None,
+) -> FitResult:
+    """Fit model parameters to recorded voltage traces.
+
+    **Arguments:**
+
+    - `params`: the initial model, an [`hhjax.HHParams`][] (or another model pytree
+      with your own `simulator`); parameters not fitted keep these values.
+    - `data`: an [`hhjax.Recording`][] (sweeps × samples, with the injected current).
+    - `fit`: names of the parameters to fit (fields of `params`; `"area_cm2"` or
+      `"capacitance_pF"` for recordings in pA), a sequence or a comma-separated
+      string. Default: `g_na, g_k, g_leak, e_na, e_k, e_leak`.
+    - `bounds`: name → `(lower, upper)` (the parameter's unit) or a fitting
+      transform. Defaults: potentials ±60 mV around the start, positive parameters
+      a factor 5 either way (see [`fitting.ParameterSpace`][]).
+    - `loss`, `optimizer`: a single-stage fit with this loss (default
+      [`fitting.TraceLoss`][]) and optimiser (default
+      [`fitting.LevenbergMarquardt`][]; an optax transformation is wrapped in
+      [`fitting.Optax`][] with 1000 steps). Give neither for the default strategy.
+    - `stages`: explicit [`fitting.Stage`][]s (overrides `loss`/`optimizer`). Default
+      strategy: [`fitting.default_stages`][].
+    - `starts`: number of starting points optimised in parallel (`vmap`). Start 0 is
+      the initial guess; the others are drawn uniformly within ±`spread` (relative)
+      around it, inside the bounds, from `key`.
+    - `key`: a JAX PRNG key (required when `starts > 1`).
+    - `init`: `"auto"` (teacher-forced regression for the conductances and reversal
+      potentials of an `HHParams` fit, see [`fitting.teacher_forced_estimate`][]),
+      `"teacher_forced"` or `"initial"` (start from `params` as given).
+    - `simulator`: how sweeps are simulated (default [`fitting.HHSimulator`][]).
+    - `per_sweep`: fitted names that get one value per sweep.
+    - `area_cm2` / `capacitance_pF`: the membrane area [cm²] or total capacitance
+      [pF] for a recording in pA (overrides the recording's; also the start when
+      fitted).
+    - `uncertainty`: compute standard errors and correlations (default True).
+    - `checkpoint`: a file written every `checkpoint_every` steps, at the end of each
+      stage and on Ctrl-C; with `resume=True` an existing checkpoint of the same
+      problem is continued (the result is the same as an uninterrupted run).
+    - `progress`: show a progress bar on stderr (default: when stderr is a terminal).
+    - `callback`: called as `callback(stage_name, step, state)` after every step.
+
+    **Returns:** a [`fitting.FitResult`][].
+
+    **Raises:** `TypeError`/`ValueError` for invalid arguments (before any
+    computation); [`fitting.FitInterrupted`][] on Ctrl-C (holding the best-so-far
+    result). A start whose simulation fails is reported with an infinite loss; if
+    every start fails, `ValueError` says so.
+
+    **Example:**
+
+    ```python
+    import hhjax, fitting
+    rec = hhjax.load_recording("cell.npz")
+    res = fitting.fit(hhjax.HHParams(), rec, ("g_na", "g_k", "g_leak"))
+    print(res.values, res.stderr)
+    ```
+    """
+    t_wall = time.perf_counter()
+    if not isinstance(data, hhjax.Recording):
+        raise TypeError(
+            "`data` must be an hhjax.Recording (see hhjax.load_recording or "
+            f"hhjax.Recording(t_ms, v_mV, i_uA_per_cm2=...)), got {type(data).__name__}."
+        )
+    if isinstance(fit, str):
+        fit = tuple(n.strip() for n in fit.split(",") if n.strip())
+    fit = tuple(fit)
+    if int(starts) != starts or starts < 1:
+        raise ValueError(f"`starts` must be a positive integer, got {starts!r}.")
+    starts = int(starts)
+    if starts > 1 and key is None:
+        raise ValueError("`key` (a jax.random.key) is required when `starts` > 1.")
+    if not (0 <= spread < 1):
+        raise ValueError(f"`spread` must be in [0, 1) (relative), got {spread}.")
+    if init not in ("auto", "teacher_forced", "initial"):
+        raise ValueError(
+            f"`init` must be 'auto', 'teacher_forced' or 'initial', got {init!r}."
+        )
+    if int(checkpoint_every) != checkpoint_every or checkpoint_every < 1:
+        raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every}.")
+    if resume and checkpoint is None:
+        raise ValueError("`resume=True` needs `checkpoint=` (the file to resume from).")
+    if simulator is None:
+        simulator = HHSimulator()
+    if not isinstance(simulator, AbstractSimulator):
+        raise TypeError(f"`simulator` must be a fitting simulator, got {simulator!r}.")
+    if isinstance(optimizer, optax.GradientTransformation):
+        optimizer = Optax(optimizer)
+    if optimizer is not None and not isinstance(optimizer, AbstractOptimizer):
+        raise TypeError(
+            "`optimizer` must be fitting.LevenbergMarquardt(...), fitting.adam(...), "
+            f"fitting.Optax(...) or an optax transformation, got {optimizer!r}."
+        )
+    if loss is not None and not isinstance(loss, AbstractLoss):
+        raise TypeError(f"`loss` must be a fitting loss (e.g. fitting.TraceLoss()), got {loss!r}.")
+
+    # ---- the data and the current scaling
+    recording = data
+    area = area_cm2 if area_cm2 is not None else getattr(recording, "area_cm2", None)
+    if capacitance_pF is not None:
+        c_m = float(np.asarray(getattr(params, "c_m", 1.0)))
+        area = float(capacitance_pF) * 1e-6 / c_m
+    scale_mode = "none"
+    rec_values: dict[str, float] = {}
+    if "area_cm2" in fit and "capacitance_pF" in fit:
+        raise ValueError("Fit at most one of `area_cm2` and `capacitance_pF`.")
+    for name in RECORDING_PARAMETERS:
+        if name in fit:
+            if recording.current_unit != "pA":
+                raise ValueError(
+                    f"`{name}` can only be fitted for recordings whose current is in pA "
+                    f"(this one has {recording.current_unit or 'a stimulus object'})."
+                )
+            if area is None:
+                raise ValueError(
+                    f"Fitting `{name}` needs a starting value: pass area_cm2= or "
+                    "capacitance_pF=."
+                )
+            scale_mode = name
+            c_m = float(np.asarray(getattr(params, "c_m", 1.0)))
+            rec_values = {"area_cm2": float(area), "capacitance_pF": float(area) * c_m * 1e6}
+    if recording.current_unit == "pA":
+        if scale_mode == "none":
+            if area is None:
+                raise ValueError(
+                    "This recording's current is in pA: give the membrane area "
+                    "(`area_cm2=`) or total capacitance (`capacitance_pF=`), or fit one "
+                    "of them (`fit=(..., 'area_cm2')`)."
+                )
+            stimulus = recording.stimulus(area_cm2=float(area))
+        else:
+            stimulus = recording.stimulus(area_cm2=1.0)
+            if not isinstance(stimulus, hhjax.SampledCurrent):
+                raise TypeError("Fitting the area needs a sampled current in pA.")
+    else:
+        stimulus = recording.stimulus()
+    sdata = _sweep_data(recording)
+    S = sdata.v.shape[0]
+
+    space = ParameterSpace(
+        params, fit, bounds, per_sweep=per_sweep, n_sweeps=S, recording_values=rec_values
+    )
+    dtype = jnp.result_type(*[x for x in jax.tree_util.tree_leaves(params) if eqx.is_inexact_array(x)][:1] or [float])
+    ts = jnp.asarray(sdata.t, dtype)
+    problem = _Problem(
+        space=space,
+        stimulus=stimulus,
+        ts=ts,
+        t_span=(float(sdata.t[0]), float(sdata.t[-1])),
+        simulator=simulator,
+        scale_mode=scale_mode,
+    )
+
+    # ---- stages
+    if stages is not None:
+        stages = tuple(stages)
+        if not stages or not all(isinstance(s, Stage) for s in stages):
+            raise TypeError("`stages` must be a non-empty sequence of fitting.Stage.")
+    elif loss is not None or optimizer is not None:
+        stages = (
+            Stage(optimizer if optimizer is not None else LevenbergMarquardt(), loss, name="fit"),
+        )
+    else:
+        stages = default_stages(float(sdata.t[0]), float(sdata.t[-1]))
+    bound_losses = []
+    for st in stages:
+        lo = st.loss if st.loss is not None else (loss if loss is not None else TraceLoss())
+        bound_losses.append(lo.bind(sdata))
+    objectives = []
+    for st, bl in zip(stages, bound_losses):
+        sim = st.simulator if st.simulator is not None else simulator
+        objectives.append(_Objective(eqx.tree_at(lambda p: p.simulator, problem, sim), bl))
+
+    # ---- starting points
+    start_values = {n: float(v) for n, v in zip(space.names, space.initial)}
+    init_used = "initial"
+    want_tf = init == "teacher_forced" or (
+        init == "auto"
+        and isinstance(params, hhjax.HHParams)
+        and any(n in LINEAR_PARAMETERS for n in fit)
+        and not per_sweep
+    )
+    if init == "teacher_forced" and not isinstance(params, hhjax.HHParams):
+        raise ValueError("`init='teacher_forced'` needs an hhjax.HHParams model.")
+    header_settings = {
+        "fit": list(fit),
+        "starts": starts,
+        "spread": spread,
+        "stages": [
+            {
+                "name": s.name,
+                "optimizer": type(s.optimizer).__name__,
+                "steps": int(s.optimizer.steps),
+                "loss": type(s.loss).__name__ if s.loss is not None else None,
+            }
+            for s in stages
+        ],
+        "per_sweep": list(per_sweep),
+        "bounds": {
+            n: _describe_transform(tr) for n, tr in zip(space.names, space.transforms)
+        },
+        "n_sweeps": S,
+        "n_samples": int(sdata.t.size),
+        "area_cm2": None if area is None else float(area),
+    }
+    fingerprint = _fingerprint(space, sdata, starts, stages)
+    resume_header = resume_blob = None
+    if resume and checkpoint is not None and pathlib.Path(checkpoint).exists():
+        resume_header, resume_blob = _load_checkpoint(checkpoint)
+        if resume_header.get("fingerprint") != fingerprint:
+            raise ValueError(
+                f"Checkpoint {checkpoint} belongs to a different fit (other data, "
+                "parameters, starts or stages); remove it or drop `resume`."
+            )
+
+    if resume_header is None and want_tf:
+        try:
+            density = (
+                recording.current_density(area_cm2=float(area) if area is not None else None)
+                if recording.current_unit == "pA"
+                else recording.current_density()
+            )
+            est = teacher_forced_estimate(
+                params,
+                sdata.t,
+                sdata.v,
+                density,
+                [n for n in fit if n in LINEAR_PARAMETERS],
+                bounds={
+                    n: (tr.lower, tr.upper)
+                    for n, tr in zip(space.names, space.transforms)
+                    if hasattr(tr, "lower")
+                },
+            )
+            start_values.update(est)
+            init_used = "teacher_forced"
+        except (ValueError, np.linalg.LinAlgError) as e:
+            if init == "teacher_forced":
+                raise
+            init_used = f"initial (teacher-forced regression failed: {e})"
+    header_settings["init"] = init_used
+    u0 = space.to_vector(
+        {
+            n: (jnp.full((S,), v) if n in space.per_sweep else v)
+            for n, v in start_values.items()
+        }
+    )
+    u0 = jnp.asarray(u0, dtype)
+    if starts > 1:
+        others = space.sample(key, starts - 1, start_values, spread).astype(dtype)
+        U = jnp.concatenate([u0[None], others], axis=0)
+    else:
+        U = u0[None]
+
+    # ---- the stage loop
+    if progress is None:
+        progress = sys.stderr.isatty()
+    bar = _Progress(bool(progress))
+    history: list[tuple[str, int, float]] = []
+    state = None
+    first_stage, first_step = 0, 0
+    if resume_header is not None:
+        first_stage = int(resume_header["stage"])
+        first_step = int(resume_header["step"])
+        history = [tuple(h) for h in resume_header["history"]]
+        U = jnp.asarray(np.asarray(resume_header["u_start"]), dtype)
+    status = "converged"
+    stage_i = first_stage
+    k = first_step
+    steps_taken: list[int] = [0] * starts
+
+    def header(stage_idx, step_idx, u_start, evals, has_state=True):
+        return {
+            "version": CHECKPOINT_VERSION,
+            "fingerprint": fingerprint,
+            "stage": stage_idx,
+            "step": step_idx,
+            "has_state": has_state,
+            "evaluations": np.asarray(evals).tolist(),
+            "history": history,
+            "u_start": np.asarray(u_start).tolist(),
+            "settings": header_settings,
+        }
+
+    u_stage_start = U
+    evals_done = np.asarray(resume_header["evaluations"]) if resume_header else np.zeros(starts, int)
+    try:
+        for stage_i in range(first_stage, len(stages)):
+            st = stages[stage_i]
+            opt, obj = _prepare(st.optimizer, objectives[stage_i])
+            name = st.name or f"stage {stage_i}"
+            state = _vinit(opt, U, obj)
+            u_stage_start = U
+            k = 0
+            if resume_header is not None and stage_i == first_stage:
+                if resume_header["has_state"]:
+                    state = eqx.tree_deserialise_leaves(io.BytesIO(resume_blob), state)
+                    k = first_step
+            # step 1 evaluates the start (the optimisers' init states are blank)
+            n_steps = int(st.optimizer.steps) + 1
+            while k < n_steps:
+                if bool(jnp.all(state.done)):
+                    break
+                state = _vstep(opt, state, obj)
+                k += 1
+                best = float(jnp.min(state.best_loss))
+                history.append((name, k, best))
+                bar.update(name, k, n_steps, best, int(jnp.sum(state.done)), starts)
+                if callback is not None:
+                    callback(name, k, state)
+                if checkpoint is not None and k % checkpoint_every == 0:
+                    _save_checkpoint(
+                        checkpoint, header(stage_i, k, u_stage_start, evals_done), state
+                    )
+            bar.end_stage()
+            if stage_i == len(stages) - 1 and not bool(jnp.all(state.done)):
+                status = "max_steps"
+            evals_done = evals_done + np.asarray(state.evaluations)
+            U = state.best_u
+            resume_header = None
+            if checkpoint is not None:
+                # the next stage starts from U (no optimiser state yet)
+                _save_checkpoint(
+                    checkpoint,
+                    header(stage_i + 1, 0, U, evals_done, has_state=False),
+                    state,
+                )
+        if state is None:
+            # resumed from a checkpoint written after the last stage
+            opt, obj = _prepare(stages[-1].optimizer, objectives[-1])
+            state = _vinit(opt, U, obj)
+    except KeyboardInterrupt:
+        bar.end_stage()
+        if state is not None and checkpoint is not None:
+            _save_checkpoint(
+                checkpoint, header(stage_i, k, u_stage_start, evals_done), state
+            )
+        best_u = state.best_u if state is not None else U
+        best_loss = state.best_loss if state is not None else jnp.full((starts,), jnp.nan)
+        evals = evals_done + (np.asarray(state.evaluations) if state is not None else 0)
+        result = _make_result(
+            problem, sdata, space, best_u, best_loss, evals, history, "interrupted",
+            header_settings, t_wall, uncertainty=False,
+        )
+        raise FitInterrupted(result) from None
+
+    return _make_result(
+        problem.__class__(
+            space=problem.space,
+            stimulus=problem.stimulus,
+            ts=problem.ts,
+            t_span=problem.t_span,
+            simulator=objectives[-1].problem.simulator,
+            scale_mode=problem.scale_mode,
+        ),
+        sdata, space, state.best_u, state.best_loss, evals_done, history, status,
+        header_settings, t_wall, uncertainty=uncertainty,
+    )
+
+
+def _describe_transform(tr) -> str:
+    if hasattr(tr, "lower"):
+        return f"bounded ({tr.lower:g}, {tr.upper:g})"
+    return type(tr).__name__.lower()
+
+
+def _make_result(problem, sdata, space, best_u, best_loss, evals, history, status,
+                 settings, t_wall, *, uncertainty):
+    best_u = jnp.asarray(best_u)
+    losses = np.asarray(best_loss, float)
+    finite = np.isfinite(losses)
+    if not finite.any():
+        if status == "interrupted":
+            b = 0
+        else:
+            raise ValueError(
+                "Every start failed (non-finite loss: the simulation failed or "
+                "diverged at every starting point). Check the units of the data "
+                "(mV, ms, µA/cm² or pA with an area), the bounds and the initial "
+                "parameters."
+            )
+    else:
+        b = int(np.nanargmin(np.where(finite, losses, np.nan)))
+    ub = best_u[b]
+    values = {k: np.asarray(v) for k, v in space.to_values(ub).items()}
+    values = {k: (float(v) if v.ndim == 0 else v) for k, v in values.items()}
+    params = space.to_params(ub)
+    starts = []
+    best = losses[b]
+    for s in range(len(losses)):
+        vs = {k: np.asarray(v) for k, v in space.to_values(best_u[s]).items()}
+        starts.append(
+            {
+                "values": {k: (float(v) if v.ndim == 0 else v) for k, v in vs.items()},
+                "loss": float(losses[s]),
+                "evaluations": int(evals[s]),
+                "converged": bool(
+                    np.isfinite(losses[s]) and losses[s] <= best * 1.01 + 1e-12
+                ),
+            }
+        )
+    spread = {}
+    conv = [s for s in starts if s["converged"]]
+    for n in space.names:
+        arr = np.array([np.mean(s["values"][n]) for s in conv])
+        spread[n] = (float(arr.min()), float(arr.max()))
+    nan_names = {n: (np.full(space.n_sweeps, np.nan) if n in space.per_sweep else math.nan) for n in space.names}
+    unc = dict(
+        stderr=nan_names,
+        correlation=np.full((1, 1), np.nan),
+        correlation_names=(),
+        identifiable={},
+        noise_sigma=math.nan,
+        rmse=math.nan,
+        warnings=[],
+    )
+    if uncertainty:
+        unc = _uncertainty(problem, sdata, best_u, b)
+    return FitResult(
+        params=params,
+        values=values,
+        stderr=unc["stderr"],
+        correlation=unc["correlation"],
+        correlation_names=unc["correlation_names"],
+        identifiable=unc["identifiable"],
+        noise_sigma=unc["noise_sigma"],
+        loss=float(best),
+        rmse=unc["rmse"],
+        history=list(history),
+        starts=starts,
+        best_start=b,
+        spread=spread,
+        status=status,
+        evaluations=int(evals[b]),
+        wall_time=time.perf_counter() - t_wall,
+        settings=settings,
+        names=space.names,
+        warnings=tuple(unc["warnings"]),
+    )
+
+
+

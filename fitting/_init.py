@@ -1,0 +1,165 @@
+"""Teacher-forced initialisation: a linear regression for conductances and reversals.
+
+Given the *recorded* voltage, the gating variables obey linear ODEs (their rates
+depend only on V), so they can be integrated from the data alone. The membrane
+equation, integrated over short windows `[t_a, t_b]`,
+
+    c_m (V(t_b) − V(t_a)) = ∫ I dt − Σ_x g_x ∫ G_x (V − E_x) dt,   G_na = m³h, G_k = n⁴, G_leak = 1,
+
+is then linear in `g_x` and `g_x·E_x`. Integrating (rather than differentiating the
+noisy trace) keeps the noise from being amplified. Solved by least squares in
+~0.1 s, it lands within a few per cent of the conductances and reversal potentials
+— close enough for the trace fit that follows, which is what it is for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+import hhjax
+
+_CHANNELS = (("na", "g_na", "e_na"), ("k", "g_k", "e_k"), ("leak", "g_leak", "e_leak"))
+#: Parameters the regression can estimate.
+LINEAR_PARAMETERS = ("g_na", "g_k", "g_leak", "e_na", "e_k", "e_leak")
+
+
+def _gates_from_voltage(params: hhjax.HHParams, t: np.ndarray, v: np.ndarray):
+    """m, h, n driven by the recorded voltage: exact exponential update per sample
+    interval with the rates at the interval's mean voltage, starting at steady
+    state."""
+    vm = 0.5 * (v[:-1] + v[1:])
+    dt = np.diff(t)
+    inf = {k: np.asarray(x) for k, x in params.gate_inf(vm).items()}
+    tau = {k: np.asarray(x) for k, x in params.gate_tau(vm).items()}
+    inf0 = {k: float(x) for k, x in params.gate_inf(float(v[0])).items()}
+    out = {}
+    for name in ("m", "h", "n"):
+        a = np.exp(-dt / tau[name])
+        b = inf[name] * (1 - a)
+        x = np.empty_like(v)
+        x[0] = inf0[name]
+        # x[i+1] = a[i] x[i] + b[i]: a first-order linear recurrence
+        xi = x[0]
+        for i in range(v.size - 1):
+            xi = a[i] * xi + b[i]
+            x[i + 1] = xi
+        out[name] = x
+    return out
+
+
+def teacher_forced_estimate(
+    params: hhjax.HHParams,
+    t: np.ndarray,
+    v: np.ndarray,
+    i: np.ndarray,
+    names: Sequence[str] = LINEAR_PARAMETERS,
+    *,
+    window_ms: float = 1.0,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, float]:
+    """Estimate conductances and reversal potentials by teacher-forced regression.
+
+    **Arguments:**
+
+    - `params`: an [`hhjax.HHParams`][]; its kinetics, `c_m` and every parameter not
+      in `names` are held fixed.
+    - `t`: sample times [ms], `(T,)`; `v`: recorded voltage [mV], `(S, T)`;
+      `i`: injected current density [µA/cm²], `(S, T)`.
+    - `names`: which of `g_na, g_k, g_leak, e_na, e_k, e_leak` to estimate.
+    - `window_ms`: integration window of each regression row [ms] (default 1 ms:
+      long enough to average the noise, short enough to resolve spikes).
+    - `bounds`: name → (lower, upper); estimates are clipped into them. A
+      conductance that comes out non-positive is held at its value in `params` and
+      the regression is solved again without it.
+
+    **Returns:** name → estimate, for the names it could estimate (parameters the
+    data does not determine keep no entry).
+    """
+    t = np.asarray(t, float)
+    v = np.atleast_2d(np.asarray(v, float))
+    i = np.atleast_2d(np.asarray(i, float))
+    names = [n for n in names if n in LINEAR_PARAMETERS]
+    if not names:
+        return {}
+    dt = np.diff(t)
+    step = max(1, int(round(window_ms / float(np.median(dt)))))
+    idx = np.arange(0, t.size, step)
+    if idx.size < 3:
+        raise ValueError(
+            f"The recording is too short for teacher-forced regression with windows of "
+            f"{window_ms} ms ({t.size} samples)."
+        )
+    c_m = float(params.c_m)
+    fixed = {n: float(np.asarray(getattr(params, n))) for n in LINEAR_PARAMETERS}
+
+    def integ(f):
+        c = np.concatenate([[0.0], np.cumsum(0.5 * (f[:-1] + f[1:]) * dt)])
+        return np.diff(c[idx])
+
+    rows = []  # per sweep: dict of integrals
+    for s in range(v.shape[0]):
+        g = _gates_from_voltage(params, t, v[s])
+        G = {"na": g["m"] ** 3 * g["h"], "k": g["n"] ** 4, "leak": np.ones_like(v[s])}
+        rows.append(
+            {
+                "dv": np.diff(v[s][idx]),
+                "iint": integ(i[s]),
+                **{f"GV_{c}": integ(G[c] * v[s]) for c, _, _ in _CHANNELS},
+                **{f"G_{c}": integ(G[c]) for c, _, _ in _CHANNELS},
+            }
+        )
+    R = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+
+    free = set(names)
+    held: set[str] = set()
+    for _ in range(4):
+        cols, col_names = [], []
+        y = c_m * R["dv"] - R["iint"]
+        for c, gname, ename in _CHANNELS:
+            g_free = gname in free and gname not in held
+            e_free = ename in free
+            gv, g1 = R[f"GV_{c}"], R[f"G_{c}"]
+            if g_free and e_free:
+                cols += [-gv, g1]
+                col_names += [gname, f"gE_{c}"]
+            elif g_free:
+                cols.append(-(gv - fixed[ename] * g1))
+                col_names.append(gname)
+            elif e_free:
+                # −g(GV − E·G): unknown g·E with column G; the known −g·GV to the data
+                y = y + fixed[gname] * gv
+                cols.append(g1)
+                col_names.append(f"gE_{c}")
+            else:
+                y = y + fixed[gname] * (gv - fixed[ename] * g1)
+        if not cols:
+            return {}
+        X = np.stack(cols, axis=1)
+        scale = np.maximum(np.linalg.norm(X, axis=0), 1e-300)
+        coef, *_ = np.linalg.lstsq(X / scale, y, rcond=None)
+        coef = coef / scale
+        sol = dict(zip(col_names, coef))
+        bad = [gname for _, gname, _ in _CHANNELS if gname in sol and not sol[gname] > 0]
+        if not bad:
+            break
+        held.update(bad)
+    out: dict[str, float] = {}
+    for c, gname, ename in _CHANNELS:
+        g_val = sol.get(gname, fixed[gname])
+        if gname in sol and gname not in held:
+            out[gname] = float(g_val)
+        if ename in free and f"gE_{c}" in sol and g_val > 0:
+            out[ename] = float(sol[f"gE_{c}"] / g_val)
+    bounds = dict(bounds or {})
+    for n, val in list(out.items()):
+        if not math.isfinite(val):
+            del out[n]
+            continue
+        if n in bounds:
+            lo, hi = bounds[n]
+            margin = 1e-3 * (hi - lo)
+            out[n] = float(np.clip(val, lo + margin, hi - margin))
+    return out

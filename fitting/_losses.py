@@ -1,0 +1,310 @@
+"""Losses comparing simulated sweeps with recorded ones.
+
+A loss is a small immutable description (window, weights, scales). `fit` *binds* it
+to the data once ([`fitting.AbstractLoss.bind`][]): everything that depends only on
+the recording (data spike times, features, masks) is computed there, and the bound
+loss is a pure function of the simulated voltages `(S, T)` returning a residual
+vector. The loss value is the sum of squared residuals, so the same object serves
+gradient descent (its value) and Gauss–Newton / Levenberg–Marquardt (its
+residuals). Losses add and scale: `TraceLoss() + 0.5 * SpikeTimeLoss()`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+import hhjax
+
+
+class SweepData(eqx.Module):
+    """The recorded sweeps a loss is bound to.
+
+    - `t`: sample times [ms], `(T,)`.
+    - `v`: recorded membrane potential [mV], `(S, T)`.
+    - `i`: injected current samples, `(S, T)` (any unit: used to find when each
+      sweep's stimulus is on).
+    """
+
+    t: np.ndarray
+    v: np.ndarray
+    i: np.ndarray
+
+    def stim_windows(self) -> np.ndarray:
+        """Per sweep `(t_on, t_off)` [ms]: first and last sample where the current
+        differs from its holding value; the whole sweep when it never does."""
+        out = np.empty((self.v.shape[0], 2))
+        for s in range(self.v.shape[0]):
+            i = np.asarray(self.i[s], float)
+            tol = 1e-6 * max(float(np.max(np.abs(i))), 1e-12)
+            on = np.nonzero(np.abs(i - i[0]) > tol)[0]
+            if on.size == 0:
+                out[s] = (self.t[0], self.t[-1])
+            else:
+                last = min(on[-1] + 1, self.t.size - 1)
+                out[s] = (self.t[on[0]], self.t[last])
+        return out
+
+
+class AbstractBoundLoss(eqx.Module):
+    """A loss bound to data: `residuals(v_model)` with `v_model` of shape `(S, T)`
+    [mV]. The loss value is `sum(residuals**2)`."""
+
+    def residuals(self, v_model: Array) -> Array:
+        raise NotImplementedError
+
+    def value(self, v_model: Array) -> Array:
+        r = self.residuals(v_model)
+        return jnp.sum(r * r)
+
+
+class AbstractLoss(eqx.Module):
+    """Base of all losses: bind to data with `bind`, combine with `+` and `*`."""
+
+    def bind(self, data: SweepData) -> AbstractBoundLoss:
+        raise NotImplementedError
+
+    def __add__(self, other):
+        if not isinstance(other, AbstractLoss):
+            return NotImplemented
+        return WeightedSum((self, other), (1.0, 1.0))
+
+    def __mul__(self, weight):
+        if isinstance(weight, AbstractLoss):
+            return NotImplemented
+        return WeightedSum((self,), (float(weight),))
+
+    __rmul__ = __mul__
+
+
+def _window_mask(t: np.ndarray, window) -> np.ndarray:
+    if window is None:
+        return np.ones_like(t, dtype=bool)
+    lo, hi = window
+    return (t >= lo) & (t <= hi)
+
+
+def _check_window(window, name="window"):
+    if window is None:
+        return None
+    try:
+        lo, hi = (float(x) for x in window)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be (t_start, t_end) in ms or None, got {window!r}.") from None
+    if not lo < hi:
+        raise ValueError(f"`{name}` must have t_start < t_end (ms), got {window!r}.")
+    return (lo, hi)
+
+
+class _BoundTrace(AbstractBoundLoss):
+    v: Array
+    w: Array  # sqrt of the per-sample weight, normalised
+
+    def residuals(self, v_model):
+        return ((v_model - self.v) * self.w).ravel()
+
+
+class TraceLoss(AbstractLoss):
+    """Mean squared difference of the voltage traces, `mean(((v − v_data)/σ)²)`.
+
+    **Arguments:**
+
+    - `window`: `(t_start, t_end)` [ms]; only samples inside count (default all).
+    - `sigma`: voltage scale [mV] (the noise level, if known; default 1 mV).
+    - `sweep_weights`: relative weight of each sweep, `(S,)` (default equal).
+    - `weights`: per-sample weights broadcastable to `(S, T)` (default 1).
+
+    The value is normalised by the summed weights, so it reads as a mean squared
+    error in units of `sigma²` (≈ 1 at the noise floor when `sigma` is the noise).
+    """
+
+    window: tuple[float, float] | None = eqx.field(static=True, default=None)
+    sigma: float = eqx.field(static=True, default=1.0)
+    sweep_weights: tuple[float, ...] | None = eqx.field(static=True, default=None)
+    weights: np.ndarray | None = None
+
+    def __check_init__(self):
+        _check_window(self.window)
+        if not (self.sigma > 0 and math.isfinite(self.sigma)):
+            raise ValueError(f"`sigma` must be > 0 (mV), got {self.sigma}.")
+
+    def bind(self, data):
+        S, T = data.v.shape
+        w = np.broadcast_to(_window_mask(data.t, self.window)[None, :], (S, T)).astype(float)
+        if self.sweep_weights is not None:
+            sw = np.asarray(self.sweep_weights, float)
+            if sw.shape != (S,) or np.any(sw < 0) or not np.all(np.isfinite(sw)):
+                raise ValueError(
+                    f"`sweep_weights` must be {S} non-negative numbers (one per sweep), "
+                    f"got {self.sweep_weights!r}."
+                )
+            w = w * sw[:, None]
+        if self.weights is not None:
+            extra = np.asarray(self.weights, float)
+            try:
+                w = w * np.broadcast_to(extra, (S, T))
+            except ValueError:
+                raise ValueError(
+                    f"`weights` must broadcast to (sweeps, samples) = {(S, T)}, got "
+                    f"shape {extra.shape}."
+                ) from None
+        total = float(np.sum(w))
+        if total <= 0:
+            raise ValueError(
+                f"TraceLoss has no samples with positive weight (window={self.window})."
+            )
+        return _BoundTrace(
+            v=jnp.asarray(data.v), w=jnp.asarray(np.sqrt(w / total) / self.sigma)
+        )
+
+
+def _safe(x, fill=0.0):
+    return jnp.where(jnp.isfinite(x), x, fill)
+
+
+class _BoundSpikes(AbstractBoundLoss):
+    t: Array
+    data_times: Array  # (S, K) NaN padded
+    t_end: Array  # (S,) end of the window
+    t_start: Array
+    threshold: float = eqx.field(static=True)
+    time_scale: float = eqx.field(static=True)
+    voltage_scale: float = eqx.field(static=True)
+    max_spikes: int = eqx.field(static=True)
+    norm: float = eqx.field(static=True)
+
+    def residuals(self, v_model):
+        def one(v, td, t_start, t_end):
+            inside = (self.t >= t_start) & (self.t <= t_end)
+            # samples outside the window are held below threshold: no crossings there
+            v_w = jnp.where(inside, v, jnp.minimum(v, self.threshold - 1.0))
+            tm = hhjax.crossing_times(self.t, v_w, self.threshold, max_spikes=self.max_spikes)
+            has_m = jnp.isfinite(tm)
+            has_d = jnp.isfinite(td)
+            both = has_m & has_d
+            tm0, td0 = _safe(tm), _safe(td)
+            matched = jnp.where(both, (tm0 - td0) / self.time_scale, 0.0)
+            # a data spike the model misses: push the model's voltage up where the
+            # data spiked (differentiable), plus a unit penalty for the miss
+            near = jnp.abs(self.t[None, :] - td0[:, None]) <= 2.0
+            vmax = jnp.max(jnp.where(near, v[None, :], -jnp.inf), axis=1)
+            vmax = jnp.where(jnp.any(near, axis=1), vmax, self.threshold)
+            missing = jnp.where(
+                has_d & ~has_m,
+                1.0 + jax.nn.relu(self.threshold - vmax) / self.voltage_scale,
+                0.0,
+            )
+            # an extra model spike: unit penalty plus a pull towards the window's end
+            extra = jnp.where(
+                has_m & ~has_d,
+                1.0 + (t_end - tm0) / jnp.maximum(t_end - t_start, 1e-9),
+                0.0,
+            )
+            return matched + missing + extra
+
+        r = jax.vmap(one)(v_model, self.data_times, self.t_start, self.t_end)
+        return r.ravel() / self.norm
+
+
+class SpikeTimeLoss(AbstractLoss):
+    """Spike-time loss: differences of interpolated spike times, matched in order.
+
+    Spike times are the upward crossings of `threshold` (linearly interpolated, so
+    they move smoothly with the parameters). The k-th model spike is compared with
+    the k-th recorded spike, in units of `time_scale`. A recorded spike the model
+    misses costs 1 plus how far the model's voltage stays below threshold near it
+    (in units of `voltage_scale`) — which gives a gradient towards spiking — and an
+    extra model spike costs 1 plus its distance to the window's end (a gradient that
+    pushes it out). The value is normalised by the number of recorded spikes.
+
+    **Arguments:** `threshold` [mV] (default 0), `time_scale` [ms] (default 1),
+    `voltage_scale` [mV] (default 10), `max_spikes` per sweep (default 30),
+    `window` `(t_start, t_end)` [ms] (default the whole sweep).
+    """
+
+    threshold: float = eqx.field(static=True, default=0.0)
+    time_scale: float = eqx.field(static=True, default=1.0)
+    voltage_scale: float = eqx.field(static=True, default=10.0)
+    max_spikes: int = eqx.field(static=True, default=30)
+    window: tuple[float, float] | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        _check_window(self.window)
+        if not self.time_scale > 0 or not self.voltage_scale > 0:
+            raise ValueError("`time_scale` (ms) and `voltage_scale` (mV) must be > 0.")
+        if int(self.max_spikes) != self.max_spikes or self.max_spikes < 1:
+            raise ValueError(f"`max_spikes` must be a positive integer, got {self.max_spikes}.")
+
+    def bind(self, data):
+        S = data.v.shape[0]
+        lo, hi = self.window if self.window is not None else (data.t[0], data.t[-1])
+        inside = _window_mask(data.t, (lo, hi))
+        times = []
+        total = 0
+        for s in range(S):
+            v = np.where(inside, data.v[s], np.minimum(data.v[s], self.threshold - 1.0))
+            tm = np.asarray(
+                hhjax.crossing_times(
+                    jnp.asarray(data.t), jnp.asarray(v), self.threshold,
+                    max_spikes=self.max_spikes,
+                )
+            )
+            times.append(tm)
+            total += int(np.sum(np.isfinite(tm)))
+        return _BoundSpikes(
+            t=jnp.asarray(data.t),
+            data_times=jnp.asarray(np.stack(times)),
+            t_end=jnp.full((S,), float(hi)),
+            t_start=jnp.full((S,), float(lo)),
+            threshold=float(self.threshold),
+            time_scale=float(self.time_scale),
+            voltage_scale=float(self.voltage_scale),
+            max_spikes=int(self.max_spikes),
+            norm=math.sqrt(max(total, 1)),
+        )
+
+
+class _BoundSum(AbstractBoundLoss):
+    terms: tuple[AbstractBoundLoss, ...]
+    scales: tuple[float, ...] = eqx.field(static=True)
+
+    def residuals(self, v_model):
+        return jnp.concatenate(
+            [s * t.residuals(v_model) for t, s in zip(self.terms, self.scales)]
+        )
+
+
+class WeightedSum(AbstractLoss):
+    """`Σ weight_k · loss_k` (also made by `a + b` and `w * loss`)."""
+
+    losses: tuple[AbstractLoss, ...]
+    weights: tuple[float, ...] = eqx.field(static=True)
+
+    def __init__(self, losses: Sequence[AbstractLoss], weights: Sequence[float]):
+        flat_l, flat_w = [], []
+        for loss, w in zip(losses, weights, strict=True):
+            w = float(w)
+            if not (w >= 0 and math.isfinite(w)):
+                raise ValueError(f"Loss weights must be finite and >= 0, got {w}.")
+            if isinstance(loss, WeightedSum):
+                flat_l.extend(loss.losses)
+                flat_w.extend(w * x for x in loss.weights)
+            elif isinstance(loss, AbstractLoss):
+                flat_l.append(loss)
+                flat_w.append(w)
+            else:
+                raise TypeError(f"Expected a fitting loss, got {type(loss).__name__}.")
+        self.losses = tuple(flat_l)
+        self.weights = tuple(flat_w)
+
+    def bind(self, data):
+        return _BoundSum(
+            tuple(loss.bind(data) for loss in self.losses),
+            tuple(math.sqrt(w) for w in self.weights),
+        )
