@@ -4,6 +4,9 @@ Units everywhere: mV, ms, µF/cm², mS/cm², µA/cm², rates in 1/ms.
 Sign convention: `c_m dv/dt = i_stim − Σ i_ion`, ionic currents positive outward.
 """
 
+from ._features import TraceFeatures as TraceFeatures
+from ._features import feature_names as feature_names
+from ._features import trace_features as trace_features
 from ._model import HHState as HHState
 from ._model import IonicCurrents as IonicCurrents
 from ._model import gate_derivatives as gate_derivatives
@@ -22,6 +25,8 @@ from ._rates import ANNarchyKinetics as ANNarchyKinetics
 from ._rates import ClassicKinetics as ClassicKinetics
 from ._rates import exprel_inv as exprel_inv
 from ._rates import phi1 as phi1
+from ._recording import Recording as Recording
+from ._recording import load_recording as load_recording
 from ._simulate import RESULTS as RESULTS
 from ._simulate import SimulationError as SimulationError
 from ._simulate import SimulationResult as SimulationResult
