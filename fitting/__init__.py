@@ -14,6 +14,7 @@ from ._fit import versions as versions
 from ._init import teacher_forced_estimate as teacher_forced_estimate
 from ._losses import AbstractBoundLoss as AbstractBoundLoss
 from ._losses import AbstractLoss as AbstractLoss
+from ._losses import FeatureLoss as FeatureLoss
 from ._losses import SpikeTimeLoss as SpikeTimeLoss
 from ._losses import SweepData as SweepData
 from ._losses import TraceLoss as TraceLoss
@@ -24,8 +25,13 @@ from ._optimizers import LevenbergMarquardt as LevenbergMarquardt
 from ._optimizers import Optax as Optax
 from ._optimizers import OptimizerState as OptimizerState
 from ._optimizers import adam as adam
+from ._report import plot_fit as plot_fit
+from ._report import predict as predict
+from ._report import write_report as write_report
 from ._simulator import AbstractSimulator as AbstractSimulator
 from ._simulator import HHSimulator as HHSimulator
+from ._synthetic import perturbed_params as perturbed_params
+from ._synthetic import synthetic_recording as synthetic_recording
 from ._transforms import AbstractTransform as AbstractTransform
 from ._transforms import Affine as Affine
 from ._transforms import Bounded as Bounded

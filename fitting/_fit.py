@@ -798,7 +798,6 @@ def fit(
     status = "converged"
     stage_i = first_stage
     k = first_step
-    steps_taken: list[int] = [0] * starts
 
     def header(stage_idx, step_idx, u_start, evals, has_state=True):
         return {

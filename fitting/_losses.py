@@ -308,3 +308,142 @@ class WeightedSum(AbstractLoss):
             tuple(loss.bind(data) for loss in self.losses),
             tuple(math.sqrt(w) for w in self.weights),
         )
+
+
+#: Default scale of each feature (its unit): residual = (model − data) / scale.
+FEATURE_SCALES = {
+    "resting_potential": 1.0,  # mV
+    "spike_count": 1.0,  # spikes
+    "first_spike_latency": 1.0,  # ms
+    "mean_isi": 1.0,  # ms
+    "cv_isi": 0.1,
+    "ap_peak": 2.0,  # mV
+    "ap_width": 0.1,  # ms
+    "ahp_depth": 2.0,  # mV
+    "steady_state_potential": 1.0,  # mV
+    "mean_firing_rate": 2.0,  # Hz
+}
+
+DEFAULT_FEATURES = (
+    "resting_potential",
+    "steady_state_potential",
+    "spike_count",
+    "first_spike_latency",
+    "mean_isi",
+    "ap_peak",
+    "ap_width",
+    "ahp_depth",
+)
+
+
+class _BoundFeatures(AbstractBoundLoss):
+    t: Array
+    data_features: Array  # (S, k), NaN where undefined in the data
+    windows: Array  # (S, 2)
+    scales: Array  # (k,)
+    names: tuple[str, ...] = eqx.field(static=True)
+    threshold: float = eqx.field(static=True)
+    undefined_penalty: float = eqx.field(static=True)
+    norm: float = eqx.field(static=True)
+
+    def residuals(self, v_model):
+        def one(v, w):
+            f = hhjax.trace_features(
+                self.t, v, threshold=self.threshold, stim_window=(w[0], w[1])
+            )
+            return f.as_array(self.names)
+
+        fm = jax.vmap(one)(v_model, self.windows)
+        defined_d = jnp.isfinite(self.data_features)
+        defined_m = jnp.isfinite(fm)
+        diff = (_safe(fm) - _safe(self.data_features)) / self.scales
+        r = jnp.where(
+            defined_d & defined_m,
+            diff,
+            jnp.where(defined_d != defined_m, self.undefined_penalty, 0.0),
+        )
+        return r.ravel() / self.norm
+
+
+class FeatureLoss(AbstractLoss):
+    """Summary-feature loss: differences of electrophysiological features per sweep.
+
+    Features come from [`hhjax.trace_features`][] on the model and the data (the
+    data's once, at bind time): resting potential, steady-state potential, spike
+    count, first-spike latency, mean ISI, AP peak, AP width, AHP trough (default), or
+    any of `hhjax.feature_names()`. Each residual is `(model − data) / scale`; a
+    feature defined in only one of the two (e.g. the model does not spike) costs
+    `undefined_penalty`. Spike count has no gradient (it is an integer); combine it
+    with [`fitting.SpikeTimeLoss`][] or a trace loss to move parameters across a
+    spike-count change.
+
+    **Arguments:**
+
+    - `features`: feature names (default `DEFAULT_FEATURES`).
+    - `scales`: name → scale in the feature's unit (default `FEATURE_SCALES`:
+      1 mV for potentials, 2 mV for peak/AHP, 1 ms for times, 0.1 ms for width,
+      1 spike).
+    - `threshold`: spike threshold [mV] (default 0).
+    - `stim_window`: `(t_on, t_off)` [ms] for all sweeps; default: per sweep, from
+      where the recorded current differs from its holding value.
+    - `undefined_penalty`: default 3.
+    """
+
+    features: tuple[str, ...] = eqx.field(static=True, default=DEFAULT_FEATURES)
+    scales: tuple[tuple[str, float], ...] = eqx.field(static=True, default=())
+    threshold: float = eqx.field(static=True, default=0.0)
+    stim_window: tuple[float, float] | None = eqx.field(static=True, default=None)
+    undefined_penalty: float = eqx.field(static=True, default=3.0)
+
+    def __init__(
+        self,
+        features: Sequence[str] = DEFAULT_FEATURES,
+        scales: dict[str, float] | None = None,
+        threshold: float = 0.0,
+        stim_window: tuple[float, float] | None = None,
+        undefined_penalty: float = 3.0,
+    ):
+        features = tuple(features)
+        known = hhjax.feature_names()
+        bad = [f for f in features if f not in known]
+        if bad or not features:
+            raise ValueError(
+                f"Unknown feature(s) {bad} for FeatureLoss; choose from {known}."
+            )
+        scales = dict(scales or {})
+        for k, v in scales.items():
+            if k not in features:
+                raise ValueError(f"`scales` names {k!r}, which is not in `features`.")
+            if not (float(v) > 0 and math.isfinite(float(v))):
+                raise ValueError(f"`scales[{k!r}]` must be > 0, got {v}.")
+        self.features = features
+        self.scales = tuple((k, float(v)) for k, v in scales.items())
+        self.threshold = float(threshold)
+        self.stim_window = _check_window(stim_window, "stim_window")
+        self.undefined_penalty = float(undefined_penalty)
+
+    def bind(self, data):
+        S = data.v.shape[0]
+        if self.stim_window is not None:
+            windows = np.tile(np.asarray(self.stim_window, float), (S, 1))
+        else:
+            windows = data.stim_windows()
+        t = jnp.asarray(data.t)
+        scale_map = {**FEATURE_SCALES, **dict(self.scales)}
+        feats = []
+        for s in range(S):
+            f = hhjax.trace_features(
+                t, jnp.asarray(data.v[s]), threshold=self.threshold,
+                stim_window=(float(windows[s, 0]), float(windows[s, 1])),
+            )
+            feats.append(np.asarray(f.as_array(self.features)))
+        return _BoundFeatures(
+            t=t,
+            data_features=jnp.asarray(np.stack(feats)),
+            windows=jnp.asarray(windows),
+            scales=jnp.asarray([scale_map[f] for f in self.features]),
+            names=self.features,
+            threshold=self.threshold,
+            undefined_penalty=self.undefined_penalty,
+            norm=math.sqrt(S * len(self.features)),
+        )

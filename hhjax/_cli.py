@@ -1,4 +1,8 @@
-"""Command-line interface: `hhjax demo`."""
+"""The `hhjax simulate` subcommand (simulation only).
+
+The `hhjax` program itself lives in `fitting._cli` (it adds `demo` and `fit`, which
+need the fitting package); this module registers its subcommand there, so `hhjax`
+never imports `fitting`."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import sys
 import time
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _simulate_cmd(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
@@ -30,38 +34,34 @@ def _demo(args: argparse.Namespace) -> int:
     spikes = np.asarray(hhjax.spike_times(res))
     spikes = spikes[np.isfinite(spikes)]
     rest = hhjax.resting_state(params)
-    print("hhjax demo: classic Hodgkin–Huxley neuron (modern convention)")
+    print("hhjax simulate: classic Hodgkin–Huxley neuron (modern convention)")
     print(f"  resting potential      {float(rest.v):.3f} mV")
     print(
         f"  stimulus               {args.amplitude} µA/cm² from {args.t_on} to "
         f"{args.t_off} ms, {args.t_end} ms simulated"
     )
-    print(f"  solver                 Tsit5, PID rtol=atol=1e-6, steps land on edges")
+    print("  solver                 Tsit5, PID rtol=atol=1e-6, steps land on edges")
     print(f"  solver steps           {int(res.stats['num_steps'])}")
     print(f"  spikes                 {spikes.size}")
     print(f"  spike times [ms]       {np.array2string(spikes, precision=3)}")
     if spikes.size > 1:
         print(f"  mean ISI               {np.mean(np.diff(spikes)):.3f} ms")
     print(f"  wall time (incl. compile) {elapsed:.2f} s, dtype {res.v.dtype}")
-    fig = hhjax.plot_trace(res, title="hhjax demo: classic HH, step current")
-    png = out / "demo.png"
+    fig = hhjax.plot_trace(res, title="hhjax simulate: classic HH, step current")
+    png = out / "simulate.png"
     fig.savefig(png, dpi=110)
     print(f"  figure                 {png}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hhjax",
-        description="hhjax: differentiable Hodgkin–Huxley simulation in JAX.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+def add_simulate_command(sub) -> argparse.ArgumentParser:
+    """Register `simulate` on an argparse subparsers object."""
     demo = sub.add_parser(
-        "demo",
+        "simulate",
         help="simulate the classic HH neuron under a step current and write a figure",
         description=(
             "Simulate the classic Hodgkin–Huxley neuron (modern convention) under a "
-            "step current, print its spike times and write DIR/demo.png."
+            "step current, print its spike times and write DIR/simulate.png."
         ),
     )
     demo.add_argument("--out", default=".", metavar="DIR", help="output folder (default: .)")
@@ -75,7 +75,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="run in float32 (default: float64)",
     )
-    demo.set_defaults(func=_demo)
+    demo.set_defaults(func=run_simulate)
+    return demo
+
+
+def run_simulate(args: argparse.Namespace, parser=None) -> int:
+    """Validate and run `hhjax simulate`."""
+    def fail(msg):
+        if parser is not None:
+            parser.error(msg)
+        raise SystemExit(f"hhjax simulate: error: {msg}")
+
+    if not args.t_end > 0:
+        fail(f"--t-end must be > 0 ms, got {args.t_end}")
+    if not args.t_off > args.t_on:
+        fail(f"--t-off must be > --t-on, got {args.t_on} and {args.t_off}")
+    return _simulate_cmd(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hhjax-simulate",
+        description="hhjax: differentiable Hodgkin–Huxley simulation in JAX.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_simulate_command(sub)
     return parser
 
 
@@ -85,12 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command == "demo":
-        if not args.t_end > 0:
-            parser.error(f"--t-end must be > 0 ms, got {args.t_end}")
-        if not args.t_off > args.t_on:
-            parser.error(f"--t-off must be > --t-on, got {args.t_on} and {args.t_off}")
-    return args.func(args)
+    return run_simulate(args, parser)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,13 +1,14 @@
 """Every script in examples/ runs headless at a small size and writes its figure;
 the CLI demo runs and writes its PNG."""
 
+import json
 import pathlib
 import subprocess
 import sys
 
 import pytest
 
-from hhjax._cli import main as cli_main
+from fitting._cli import main as cli_main
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 SMALL_ARGS = {
@@ -33,15 +34,57 @@ def test_example_runs(name, tmp_path):
     assert pngs and all(p.stat().st_size > 10_000 for p in pngs)
 
 
-def test_cli_demo(tmp_path, capsys):
-    assert cli_main(["demo", "--out", str(tmp_path), "--t-end", "40"]) == 0
+def test_cli_simulate(tmp_path, capsys):
+    assert cli_main(["simulate", "--out", str(tmp_path), "--t-end", "40"]) == 0
     out = capsys.readouterr().out
     assert "spikes                 2" in out  # onset at 10 ms, 40 ms simulated
-    assert (tmp_path / "demo.png").stat().st_size > 10_000
+    assert (tmp_path / "simulate.png").stat().st_size > 10_000
 
 
 def test_cli_errors(capsys):
     with pytest.raises(SystemExit):
-        cli_main(["demo", "--t-end", "-1"])
+        cli_main(["simulate", "--t-end", "-1"])
     assert "--t-end must be > 0" in capsys.readouterr().err
     assert cli_main([]) == 2
+
+
+def test_cli_demo_quick(tmp_path, capsys):
+    """`hhjax demo` end to end (short version): fits, prints the table, writes files."""
+    assert cli_main(["demo", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "worst relative error" in out
+    summary = json.loads((tmp_path / "fit.json").read_text())
+    truth = summary["true_params"]
+    for name, value in summary["params"].items():
+        # two short sweeps: every parameter within 3 % of the truth
+        assert abs(value / truth[name] - 1) < 0.03, (name, value, truth[name])
+        assert summary["stderr"][name] > 0
+    assert {"loss", "settings", "versions"} <= set(summary)
+    assert (tmp_path / "fit.png").stat().st_size > 20_000
+
+
+def test_cli_fit_roundtrip(tmp_path, capsys):
+    """`hhjax fit DATA.npz` on a saved synthetic recording writes fit.json/fit.png."""
+    import fitting
+
+    rec = fitting.synthetic_recording(
+        fitting.perturbed_params(3, ("g_na", "g_k")), (6.0, 12.0),
+        t_off=30.0, t_end=40.0, dt=0.05, seed=3,
+    )
+    data = tmp_path / "rec.npz"
+    rec.save_npz(data)
+    out = tmp_path / "out"
+    code = cli_main(
+        ["fit", str(data), "--fit", "g_na,g_k", "--out", str(out), "--no-progress",
+         "--steps", "12"]
+    )
+    assert code == 0
+    summary = json.loads((out / "fit.json").read_text())
+    truth = rec.meta["true_params"]
+    for name in ("g_na", "g_k"):
+        assert abs(summary["params"][name] / truth[name] - 1) < 0.02
+    assert (out / "fit.png").exists() and (out / "checkpoint.npz").exists()
+    # errors name the fix
+    with pytest.raises(SystemExit):
+        cli_main(["fit", str(tmp_path / "missing.npz"), "--out", str(out)])
+    assert "does not exist" in capsys.readouterr().err
