@@ -30,7 +30,8 @@ class HHSimulator(AbstractSimulator):
     """Simulates an [`hhjax.HHParams`][] neuron with [`hhjax.simulate`][].
 
     Each sweep starts at the resting state under the holding current (the stimulus
-    at the first sample time), found by root finding.
+    at the first sample time), found by root finding; if that fails (no equilibrium
+    found), the sweep is reported as failed.
 
     **Arguments:**
 
@@ -79,7 +80,12 @@ class HHSimulator(AbstractSimulator):
             )
         t0, t_end = t_span
         i_hold = stimulus(ts[0]) if stimulus is not None else jnp.zeros_like(ts[0])
-        y0 = hhjax.resting_state(params, i_hold)
+        # no exception inside the fit: a trial point whose rest is not found is
+        # reported as a failed simulation (and the optimiser rejects it)
+        y0 = hhjax.resting_state(params, i_hold, throw=False)
+        mismatch = hhjax.steady_state_current(params, y0.v) - i_hold
+        tol = 1e-6 if mismatch.dtype == jnp.float64 else 1e-2  # µA/cm²
+        rest_ok = jnp.abs(mismatch) <= tol * (1.0 + jnp.abs(i_hold))
         res = hhjax.simulate(
             params,
             stimulus,
@@ -94,5 +100,5 @@ class HHSimulator(AbstractSimulator):
             adjoint=adjoint,
             throw=False,
         )
-        ok = res.successful & jnp.all(jnp.isfinite(res.v))
+        ok = res.successful & jnp.all(jnp.isfinite(res.v)) & rest_ok
         return res.v, ok

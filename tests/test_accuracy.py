@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import DATA
 
 import hhjax
-from conftest import DATA
 
 REF = np.load(DATA / "reference_traces.npz")
 STIM = hhjax.StepCurrent(amplitude=10.0, t_on=10.0, t_off=90.0)
