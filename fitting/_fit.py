@@ -363,12 +363,15 @@ class _Progress:
             self.stream.flush()
 
 
-def _fingerprint(space: ParameterSpace, data: SweepData, n_starts: int, stages) -> str:
+def _fingerprint(space: ParameterSpace, data: SweepData, n_starts: int, stages,
+                 extra=()) -> str:
     h = hashlib.sha256()
     h.update(repr((space.names, space.per_sweep, space.initial, n_starts)).encode())
-    h.update(repr([(s.name, type(s.optimizer).__name__, s.optimizer.steps) for s in stages]).encode())
-    h.update(np.ascontiguousarray(data.t).tobytes())
-    h.update(np.ascontiguousarray(data.v).tobytes())
+    h.update(repr(space.transforms).encode())
+    h.update(repr(stages).encode())
+    h.update(repr(extra).encode())
+    for arr in (data.t, data.v, data.i):
+        h.update(np.ascontiguousarray(arr).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -766,7 +769,9 @@ def fit(
         "n_samples": int(sdata.t.size),
         "area_cm2": None if area is None else float(area),
     }
-    fingerprint = _fingerprint(space, sdata, starts, stages)
+    fingerprint = _fingerprint(
+        space, sdata, starts, stages, extra=(area, scale_mode, repr(simulator), repr(loss))
+    )
     resume_header = resume_blob = None
     if resume and checkpoint is not None and pathlib.Path(checkpoint).exists():
         resume_header, resume_blob = _load_checkpoint(checkpoint)
@@ -801,6 +806,8 @@ def fit(
             if init == "teacher_forced":
                 raise
             init_used = f"initial (teacher-forced regression failed: {e})"
+    if resume_header is not None:
+        init_used = resume_header["settings"].get("init", init_used)
     header_settings["init"] = init_used
     u0 = space.to_vector(
         {
@@ -895,9 +902,9 @@ def fit(
                     state,
                 )
         if state is None:
-            # resumed from a checkpoint written after the last stage
+            # resumed from a checkpoint written after the last stage: evaluate there
             opt, obj = _prepare(stages[-1].optimizer, objectives[-1])
-            state = _vinit(opt, U, obj)
+            state = _vstep(opt, _vinit(opt, U, obj), obj)
     except KeyboardInterrupt:
         bar.end_stage()
         if state is not None and checkpoint is not None:

@@ -90,6 +90,21 @@ def _window_mask(t: np.ndarray, window) -> np.ndarray:
     return (t >= lo) & (t <= hi)
 
 
+def _to_window(window):
+    if window is None:
+        return None
+    try:
+        return tuple(float(x) for x in window)
+    except (TypeError, ValueError):
+        raise ValueError(f"`window` must be (t_start, t_end) in ms or None, got {window!r}.") from None
+
+
+def _to_weights(w):
+    if w is None:
+        return None
+    return tuple(float(x) for x in np.ravel(np.asarray(w, float)))
+
+
 def _check_window(window, name="window"):
     if window is None:
         return None
@@ -124,9 +139,13 @@ class TraceLoss(AbstractLoss):
     error in units of `sigma²` (≈ 1 at the noise floor when `sigma` is the noise).
     """
 
-    window: tuple[float, float] | None = eqx.field(static=True, default=None)
-    sigma: float = eqx.field(static=True, default=1.0)
-    sweep_weights: tuple[float, ...] | None = eqx.field(static=True, default=None)
+    window: tuple[float, float] | None = eqx.field(
+        static=True, default=None, converter=_to_window
+    )
+    sigma: float = eqx.field(static=True, default=1.0, converter=float)
+    sweep_weights: tuple[float, ...] | None = eqx.field(
+        static=True, default=None, converter=_to_weights
+    )
     weights: np.ndarray | None = None
 
     def __check_init__(self):
@@ -232,7 +251,9 @@ class SpikeTimeLoss(AbstractLoss):
     time_scale: float = eqx.field(static=True, default=1.0)
     voltage_scale: float = eqx.field(static=True, default=10.0)
     max_spikes: int = eqx.field(static=True, default=30)
-    window: tuple[float, float] | None = eqx.field(static=True, default=None)
+    window: tuple[float, float] | None = eqx.field(
+        static=True, default=None, converter=_to_window
+    )
 
     def __check_init__(self):
         _check_window(self.window)

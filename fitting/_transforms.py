@@ -81,8 +81,9 @@ class Bounded(AbstractTransform):
         width = spread * max(abs(center), 1e-12)
         lo = max(self.lower, center - width)
         hi = min(self.upper, center + width)
-        if not lo < hi:
-            lo, hi = self.lower, self.upper
+        if spread == 0 or not lo < hi:
+            c = min(max(center, self.lower), self.upper)
+            return jnp.full(shape, c)
         margin = 1e-3 * (hi - lo)
         return jax.random.uniform(key, shape, minval=lo + margin, maxval=hi - margin)
 

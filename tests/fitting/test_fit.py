@@ -1,0 +1,560 @@
+"""`fitting.fit` end to end on small synthetic recordings.
+
+Every fit here uses the same recording shape (2 sweeps x 801 samples), the same
+starting model and the same fitted names where possible, so that the compiled
+optimiser steps are shared between tests (see fitting/_fit.py: `_vstep` is an
+`eqx.filter_jit` function whose non-array arguments are static).
+"""
+
+import json
+import math
+import shutil
+import warnings
+
+import diffrax
+import jax
+import numpy as np
+import pytest
+
+import fitting
+import hhjax
+
+DT = 0.05
+T_END = 40.0
+T = np.arange(int(round(T_END / DT)) + 1) * DT
+T_ON, T_OFF = 10.0, 30.0
+AMPS = (3.0, 10.0)
+SIGMA = 1.0
+NAMES = ("g_na", "g_k", "g_leak")
+TRUTH = hhjax.HHParams(g_na=135.0, g_k=31.0, g_leak=0.36)  # +12 %, -14 %, +20 %
+STAGES = fitting.default_stages(0.0, T_END, steps=10)
+AREA = 2e-5  # cm²
+# trace-loss stages only (one compiled step per problem): growing horizons, full
+TRACE_STAGES = (
+    fitting.Stage(
+        fitting.LevenbergMarquardt(steps=6, rtol=1e-4),
+        fitting.TraceLoss(window=(0.0, 12.0)),
+        name="horizon 30%",
+    ),
+    fitting.Stage(
+        fitting.LevenbergMarquardt(steps=6, rtol=1e-4),
+        fitting.TraceLoss(window=(0.0, 26.0)),
+        name="horizon 65%",
+    ),
+    fitting.Stage(
+        fitting.LevenbergMarquardt(steps=8), fitting.TraceLoss(), name="full"
+    ),
+)
+TIGHT = diffrax.PIDController(rtol=1e-10, atol=1e-10)
+
+
+def _stimuli(amps=AMPS):
+    return [hhjax.StepCurrent(a, T_ON, T_OFF) for a in amps]
+
+
+def _simulate(params):
+    return np.stack(
+        [
+            np.asarray(
+                hhjax.simulate(params, s, T_END, ts=T, stepsize_controller=TIGHT).v
+            )
+            for s in _stimuli()
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def clean_v():
+    return _simulate(TRUTH)
+
+
+@pytest.fixture(scope="module")
+def density():
+    return np.stack([np.where((T >= T_ON) & (T < T_OFF), a, 0.0) for a in AMPS])
+
+
+@pytest.fixture(scope="module")
+def recording(clean_v):
+    rng = np.random.default_rng(1234)
+    return hhjax.Recording(
+        T, clean_v + rng.normal(0.0, SIGMA, clean_v.shape), stimulus=_stimuli()
+    )
+
+
+def _fit(data, **kw):
+    kw.setdefault("stages", STAGES)
+    return fitting.fit(hhjax.HHParams(), data, NAMES, **kw)
+
+
+@pytest.fixture(scope="module")
+def base(recording):
+    """The reference fit: default strategy (fewer steps), no checkpoint."""
+    return _fit(recording)
+
+
+def test_default_stages_accepts_numpy_times():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stages = fitting.default_stages(T[0], T[-1], steps=4)
+    assert stages[1].loss.window == pytest.approx((0.0, 8.0))
+
+
+# ---- (a) parameter recovery ---------------------------------------------------------
+
+
+def test_data_spikes(clean_v):
+    assert [int(hhjax.spike_count(v)) for v in clean_v] == [1, 2]
+
+
+def test_parameter_recovery(base):
+    res = base
+    assert res.status in ("converged", "max_steps")
+    assert res.names == NAMES
+    for n in NAMES:
+        true = float(getattr(TRUTH, n))
+        se = res.stderr[n]
+        assert math.isfinite(se) and se > 0, (n, se)
+        assert abs(res.values[n] - true) <= max(0.03 * true, 4 * se), (
+            n,
+            res.values[n],
+            true,
+            se,
+        )
+        assert float(getattr(res.params, n)) == pytest.approx(res.values[n])
+        assert res.identifiable[n]
+    assert isinstance(res.params, hhjax.HHParams)
+    # the parameters not fitted are the starting model's
+    assert float(res.params.e_na) == float(hhjax.HHParams().e_na)
+    assert res.rmse == pytest.approx(SIGMA, rel=0.2)
+    assert res.noise_sigma == pytest.approx(SIGMA, rel=0.2)
+    assert res.noise_sigma >= res.rmse  # N / (N - p) correction
+    assert res.correlation.shape == (3, 3)
+    np.testing.assert_allclose(np.diag(res.correlation), 1.0, rtol=1e-9)
+    assert res.settings["init"] == "teacher_forced"
+    # the history runs through the stages in order and ends with the result's loss
+    order = [st["name"] for st in res.settings["stages"]]
+    idx = [order.index(h[0]) for h in res.history]
+    assert idx == sorted(idx) and idx[-1] == len(order) - 1
+    assert res.history[-1][0] == "refine"
+    assert res.history[-1][2] == pytest.approx(res.loss)
+    assert res.evaluations > 0
+
+
+# ---- (h) JSON summary ---------------------------------------------------------------
+
+
+def test_to_json(base):
+    out = base.to_json()
+    text = json.dumps(out)  # serialisable as it is
+    back = json.loads(text)
+    for key in ("params", "stderr", "loss", "settings", "versions"):
+        assert key in back
+    assert set(back["params"]) == set(NAMES)
+    for n in NAMES:
+        assert back["params"][n] == pytest.approx(base.values[n], rel=1e-15)
+        assert back["stderr"][n] == pytest.approx(base.stderr[n], rel=1e-15)
+    assert back["loss"] == pytest.approx(base.loss)
+    assert back["versions"]["hhjax"] == hhjax.__version__
+    assert back["settings"]["fit"] == list(NAMES)
+    assert back["all_params"]["g_na"] == pytest.approx(base.values["g_na"])
+
+
+# ---- (b) interrupt and resume -------------------------------------------------------
+
+
+class _StopAt:
+    def __init__(self, stage, step, exc=KeyboardInterrupt):
+        self.stage, self.step, self.exc = stage, step, exc
+        self.calls = []
+
+    def __call__(self, stage, step, state):
+        self.calls.append((stage, step))
+        assert state.u.shape[-1] == len(NAMES)  # (starts, parameters)
+        if (stage, step) == (self.stage, self.step):
+            raise self.exc()
+
+
+def _interruption_point(base):
+    """("full", 3) if the reference fit got there, else a step in its middle."""
+    steps = [h[:2] for h in base.history]
+    return ("full", 3) if ("full", 3) in steps else steps[len(steps) // 2]
+
+
+@pytest.fixture(scope="module")
+def interrupted(recording, base, tmp_path_factory):
+    ck = tmp_path_factory.mktemp("ck") / "ck.npz"
+    stop = _StopAt(*_interruption_point(base))
+    with pytest.raises(fitting.FitInterrupted) as e:
+        _fit(recording, checkpoint=ck, checkpoint_every=2, callback=stop)
+    return ck, e.value, stop
+
+
+def test_interrupt_gives_best_so_far_result(interrupted, base):
+    ck, err, stop = interrupted
+    assert isinstance(err, KeyboardInterrupt)
+    assert stop.calls[-1] == (stop.stage, stop.step)
+    res = err.result
+    assert res.status == "interrupted"
+    assert res.history[-1][:2] == (stop.stage, stop.step)
+    assert res.history == base.history[: len(res.history)]
+    assert all(math.isfinite(v) for v in res.values.values())
+    assert all(math.isnan(v) for v in res.stderr.values())  # not computed
+    assert ck.exists()
+
+
+@pytest.fixture(scope="module")
+def resumed(interrupted, recording, tmp_path_factory):
+    ck = tmp_path_factory.mktemp("resume") / "ck.npz"
+    shutil.copy(interrupted[0], ck)
+    calls = []
+    res = _fit(
+        recording,
+        checkpoint=ck,
+        resume=True,
+        callback=lambda stage, k, state: calls.append((stage, k)),
+    )
+    return res, calls
+
+
+def test_resume_gives_the_uninterrupted_result(interrupted, resumed, base):
+    res, calls = resumed
+    # it went on from where it stopped
+    stop = interrupted[2]
+    assert calls[0] == (stop.stage, stop.step + 1)
+    # bit for bit the same as the uninterrupted run
+    assert res.values == base.values
+    assert res.stderr == base.stderr
+    assert res.loss == base.loss
+    assert res.status == base.status
+    assert res.history == base.history
+    assert res.evaluations == base.evaluations
+
+
+def test_resumed_fit_reports_the_same_settings(resumed, base):
+    res, _ = resumed
+    assert res.settings["init"] == base.settings["init"] == "teacher_forced"
+    assert res.settings == base.settings
+
+
+def test_resume_from_a_periodic_checkpoint(recording, base, tmp_path):
+    # an exception that is not Ctrl-C propagates; the last periodic checkpoint
+    # (step 2 of a stage, checkpoint_every=2) is what a resume continues from
+    stage = next(h[0] for h in base.history if h[1] == 3)
+    ck = tmp_path / "ck.npz"
+    with pytest.raises(RuntimeError):
+        _fit(
+            recording,
+            checkpoint=ck,
+            checkpoint_every=2,
+            callback=_StopAt(stage, 3, RuntimeError),
+        )
+    assert ck.exists()
+    calls = []
+    res = _fit(
+        recording,
+        checkpoint=ck,
+        resume=True,
+        callback=lambda s, k, st: calls.append((s, k)),
+    )
+    assert calls[0] == (stage, 3)
+    assert res.values == base.values
+    assert res.history == base.history
+
+
+def test_resume_after_completion(recording, base, tmp_path):
+    ck = tmp_path / "ck.npz"
+    _fit(recording, checkpoint=ck, uncertainty=False)
+    res = _fit(recording, checkpoint=ck, resume=True)
+    assert res.values == base.values
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_now(stage, k, state):
+    raise _Stop
+
+
+@pytest.mark.parametrize("change", ["stimulus", "bounds"])
+def test_resume_rejects_a_checkpoint_of_another_problem(
+    change, interrupted, recording, tmp_path
+):
+    ck = tmp_path / "ck.npz"
+    shutil.copy(interrupted[0], ck)
+    kw = {}
+    data = recording
+    if change == "stimulus":  # same voltages, another current
+        data = hhjax.Recording(T, recording.v_mV, stimulus=_stimuli((4.0, 10.0)))
+    else:  # the saved u would now map to other conductances
+        kw["bounds"] = {"g_na": (60.0, 300.0)}
+    try:
+        _fit(data, checkpoint=ck, resume=True, callback=_stop_now, **kw)
+    except ValueError as e:
+        assert "different fit" in str(e)
+    except _Stop:
+        pytest.fail(f"a checkpoint was resumed with another {change}")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="BUG: the checkpoint fingerprint does not cover the fixed (not fitted) "
+    "parameters of the starting model (ParameterSpace.template: e.g. temperature, "
+    "c_m), so a resume with another model silently continues the old checkpoint "
+    "(fitting/_fit.py, _fingerprint hashes space.names/initial/transforms only)",
+)
+@pytest.mark.parametrize("fixed", [dict(temperature=10.0), dict(c_m=1.2)])
+def test_resume_rejects_a_checkpoint_of_another_fixed_model(
+    fixed, interrupted, recording, tmp_path
+):
+    ck = tmp_path / "ck.npz"
+    shutil.copy(interrupted[0], ck)
+    try:
+        fitting.fit(
+            hhjax.HHParams(**fixed),
+            recording,
+            NAMES,
+            stages=STAGES,
+            checkpoint=ck,
+            resume=True,
+            callback=_stop_now,
+        )
+    except ValueError as e:
+        assert "different fit" in str(e)
+    except _Stop:
+        pytest.fail(f"a checkpoint was resumed with another model ({fixed})")
+
+
+def test_resume_rejects_a_checkpoint_of_another_fit(
+    interrupted, recording, clean_v, tmp_path
+):
+    ck = tmp_path / "ck.npz"
+    shutil.copy(interrupted[0], ck)
+    with pytest.raises(ValueError, match="different fit"):
+        fitting.fit(
+            hhjax.HHParams(),
+            recording,
+            ("g_na", "g_k"),
+            stages=STAGES,
+            checkpoint=ck,
+            resume=True,
+        )
+    other = hhjax.Recording(T, clean_v, stimulus=_stimuli())  # other data
+    with pytest.raises(ValueError, match="different fit"):
+        _fit(other, checkpoint=ck, resume=True)
+    with pytest.raises(ValueError, match="different fit"):
+        _fit(
+            recording,
+            checkpoint=ck,
+            resume=True,
+            stages=fitting.default_stages(0.0, 40.0, steps=12),
+        )
+
+
+def test_resume_rejects_an_unreadable_checkpoint(recording, tmp_path):
+    ck = tmp_path / "ck.npz"
+    ck.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="checkpoint"):
+        _fit(recording, checkpoint=ck, resume=True)
+
+
+# ---- (c) multi-start ----------------------------------------------------------------
+
+
+def test_multi_start(recording):
+    res = _fit(
+        recording,
+        starts=3,
+        key=jax.random.key(7),
+        spread=0.2,
+        stages=(fitting.Stage(fitting.LevenbergMarquardt(steps=3), name="full"),),
+        uncertainty=False,
+    )
+    assert len(res.starts) == 3
+    losses = [s["loss"] for s in res.starts]
+    assert all(math.isfinite(x) for x in losses)
+    assert res.best_start == int(np.argmin(losses))
+    assert res.loss == losses[res.best_start]
+    assert res.starts[res.best_start]["values"] == res.values
+    assert res.starts[res.best_start]["converged"]
+    assert set(res.spread) == set(NAMES)
+    # the starts really differ
+    assert len({round(s["values"]["g_na"], 6) for s in res.starts}) == 3
+    for n in NAMES:
+        lo, hi = res.spread[n]
+        conv = [s["values"][n] for s in res.starts if s["converged"]]
+        assert lo == pytest.approx(min(conv)) and hi == pytest.approx(max(conv))
+        assert lo <= res.values[n] <= hi
+    assert res.settings["starts"] == 3
+
+
+# ---- (d) single-stage usage ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [fitting.LevenbergMarquardt(steps=5), fitting.adam(0.05, steps=5)],
+    ids=["lm", "adam"],
+)
+def test_single_stage(recording, optimizer):
+    res = fitting.fit(
+        hhjax.HHParams(),
+        recording,
+        NAMES,
+        loss=fitting.TraceLoss(),
+        optimizer=optimizer,
+        init="initial",
+        uncertainty=False,
+    )
+    assert [h[0] for h in res.history] == ["fit"] * len(res.history)
+    assert 2 <= len(res.history) <= 6
+    first, last = res.history[0][2], res.history[-1][2]
+    assert math.isfinite(first) and last < first
+    assert res.loss == pytest.approx(last)
+    assert res.settings["init"] == "initial"
+    assert res.settings["stages"][0]["optimizer"] == type(optimizer).__name__
+
+
+# ---- (e) recordings in pA -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def i_pA(density):
+    return density * AREA * 1e6  # µA/cm² · cm² = µA = 1e6 pA
+
+
+def test_pA_recording_fit(clean_v, i_pA):
+    rec = hhjax.Recording(T, clean_v, i_pA=i_pA, area_cm2=AREA)
+    res = fitting.fit(hhjax.HHParams(), rec, NAMES, stages=TRACE_STAGES)
+    for n in NAMES:
+        assert res.values[n] == pytest.approx(float(getattr(TRUTH, n)), rel=0.01)
+    assert res.rmse < 0.05  # noiseless data
+    assert res.settings["area_cm2"] == pytest.approx(AREA)
+
+
+def test_pA_recording_fits_the_area(clean_v, i_pA):
+    rec = hhjax.Recording(T, clean_v, i_pA=i_pA)  # the area is unknown
+    res = fitting.fit(
+        TRUTH,
+        rec,
+        ("area_cm2",),
+        area_cm2=0.8 * AREA,
+        stages=TRACE_STAGES,
+    )
+    assert res.values["area_cm2"] == pytest.approx(AREA, rel=0.01)
+    assert math.isfinite(res.stderr["area_cm2"])
+    assert res.settings["area_cm2"] == pytest.approx(0.8 * AREA)  # the start
+
+
+# ---- (f) bad data and arguments -----------------------------------------------------
+
+
+def test_data_must_be_a_recording(recording):
+    with pytest.raises(TypeError, match="hhjax.Recording"):
+        fitting.fit(hhjax.HHParams(), {"t_ms": T, "v_mV": recording.v_mV}, NAMES)
+    with pytest.raises(TypeError, match="hhjax.Recording"):
+        fitting.fit(hhjax.HHParams(), np.asarray(recording.v_mV), NAMES)
+
+
+def test_unknown_parameter(recording):
+    with pytest.raises(ValueError, match="g_nat") as e:
+        fitting.fit(hhjax.HHParams(), recording, ("g_nat", "g_k"))
+    for field in ("g_na", "g_k", "e_leak", "c_m"):
+        assert field in str(e.value)
+
+
+def test_starts_need_a_key(recording):
+    with pytest.raises(ValueError, match="key"):
+        fitting.fit(hhjax.HHParams(), recording, NAMES, starts=3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(starts=0), "starts"),
+        (dict(starts=1.5), "starts"),
+        (dict(spread=1.0), "spread"),
+        (dict(init="random"), "init"),
+        (dict(checkpoint_every=0), "checkpoint_every"),
+        (dict(resume=True), "checkpoint"),
+        (dict(per_sweep=("e_leak",)), "per_sweep"),
+        (dict(bounds={"g_na": (200.0, 300.0)}), "outside its bounds"),
+    ],
+)
+def test_argument_errors(recording, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fitting.fit(hhjax.HHParams(), recording, NAMES, **kwargs)
+
+
+def test_argument_type_errors(recording):
+    with pytest.raises(TypeError, match="optimizer"):
+        fitting.fit(hhjax.HHParams(), recording, NAMES, optimizer="adam")
+    with pytest.raises(TypeError, match="loss"):
+        fitting.fit(hhjax.HHParams(), recording, NAMES, loss="mse")
+    with pytest.raises(TypeError, match="stages"):
+        fitting.fit(hhjax.HHParams(), recording, NAMES, stages=[])
+    with pytest.raises(TypeError, match="optimizer"):
+        fitting.Stage("lm")
+
+
+def test_pA_recording_needs_an_area(clean_v, i_pA):
+    rec = hhjax.Recording(T, clean_v, i_pA=i_pA)
+    with pytest.raises(ValueError, match="area_cm2") as e:
+        fitting.fit(hhjax.HHParams(), rec, NAMES)
+    assert "capacitance_pF" in str(e.value)
+
+
+def test_area_only_for_pA_recordings(recording):
+    with pytest.raises(ValueError, match="pA"):
+        fitting.fit(hhjax.HHParams(), recording, ("g_na", "area_cm2"), area_cm2=AREA)
+
+
+def test_recording_level_errors(clean_v, density):
+    v = clean_v.copy()
+    v[1, 17] = np.nan
+    with pytest.raises(ValueError, match="sweep 1") as e:
+        hhjax.Recording(T, v, i_uA_per_cm2=density)
+    assert "0.85" in str(e.value)  # the time of the bad sample
+    with pytest.raises(ValueError, match="shape"):
+        hhjax.Recording(T, clean_v[:, :-1], i_uA_per_cm2=density)
+    with pytest.raises(ValueError, match="shape"):
+        hhjax.Recording(T, clean_v, i_uA_per_cm2=density[:, :-3])
+    with pytest.raises(ValueError, match="3 stimuli"):
+        hhjax.Recording(T, clean_v, stimulus=_stimuli((1.0, 2.0, 3.0)))
+    with pytest.raises(ValueError, match="increasing"):
+        hhjax.Recording(T[::-1], clean_v, i_uA_per_cm2=density)
+
+
+# ---- (g) teacher-forced regression --------------------------------------------------
+
+
+def test_teacher_forced_estimate(clean_v, density):
+    # the starting values of the estimated parameters do not matter
+    start = hhjax.HHParams(g_na=100.0, g_k=45.0, g_leak=0.2, e_na=40.0, e_k=-70.0)
+    est = fitting.teacher_forced_estimate(start, T, clean_v, density)
+    assert set(est) == set(fitting.DEFAULT_FIT)
+    for n in ("g_na", "g_k", "e_na", "e_k"):
+        true = float(getattr(TRUTH, n))
+        assert est[n] == pytest.approx(true, rel=0.05), (n, est[n], true)
+    assert est["g_leak"] > 0
+
+
+def test_teacher_forced_subset(clean_v, density):
+    start = hhjax.HHParams(g_na=100.0, g_k=31.0, g_leak=0.36)
+    est = fitting.teacher_forced_estimate(start, T, clean_v, density, ("g_na",))
+    assert set(est) == {"g_na"}
+    assert est["g_na"] == pytest.approx(135.0, rel=0.05)
+    # bounds clip the estimate
+    est = fitting.teacher_forced_estimate(
+        start, T, clean_v, density, ("g_na",), bounds={"g_na": (50.0, 110.0)}
+    )
+    assert 100.0 < est["g_na"] < 110.0
+    assert fitting.teacher_forced_estimate(start, T, clean_v, density, ("c_m",)) == {}
+
+
+def test_teacher_forced_too_short(clean_v, density):
+    with pytest.raises(ValueError, match="too short"):
+        fitting.teacher_forced_estimate(
+            hhjax.HHParams(), T[:20], clean_v[:, :20], density[:, :20]
+        )
