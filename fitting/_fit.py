@@ -372,6 +372,11 @@ def _fingerprint(space: ParameterSpace, data: SweepData, n_starts: int, stages,
     h.update(repr(extra).encode())
     for arr in (data.t, data.v, data.i):
         h.update(np.ascontiguousarray(arr).tobytes())
+    # array values (reprs show only shapes): the fixed model parameters, loss weights
+    for tree in (space.template, stages):
+        for leaf in jax.tree_util.tree_leaves(tree):
+            if eqx.is_array_like(leaf):
+                h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
     return h.hexdigest()[:16]
 
 

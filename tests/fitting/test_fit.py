@@ -296,14 +296,6 @@ def test_resume_rejects_a_checkpoint_of_another_problem(
         pytest.fail(f"a checkpoint was resumed with another {change}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="BUG: the checkpoint fingerprint does not cover the fixed (not fitted) "
-    "parameters of the starting model (ParameterSpace.template: e.g. temperature, "
-    "c_m), so a resume with another model silently continues the old checkpoint "
-    "(fitting/_fit.py, _fingerprint hashes space.names/initial/transforms only)",
-)
 @pytest.mark.parametrize("fixed", [dict(temperature=10.0), dict(c_m=1.2)])
 def test_resume_rejects_a_checkpoint_of_another_fixed_model(
     fixed, interrupted, recording, tmp_path
