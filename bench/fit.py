@@ -112,18 +112,15 @@ def main():
     adam_steps = args.adam_steps or (300 if args.quick else 2000)
 
     runs = {"hhjax-default": [], "adam-trace-mse": []}
-    for seed in range(n_seeds):
-        r = run_one(seed, "hhjax-default", adam_steps)
-        runs["hhjax-default"].append(r)
-        errs = " ".join(f"{100 * r['rel_err'][n]:+6.2f}" for n in NAMES)
-        print(f"hhjax-default seed {seed:2d}: {r['wall_s']:6.1f} s, worst "
-              f"{100 * r['worst']:5.2f} %  [{errs}] %  ok={r['success']}", flush=True)
-    for seed in range(n_adam):
-        r = run_one(seed, "adam-trace-mse", adam_steps)
-        runs["adam-trace-mse"].append(r)
-        errs = " ".join(f"{100 * r['rel_err'][n]:+6.2f}" for n in NAMES)
-        print(f"adam ({adam_steps} steps) seed {seed:2d}: {r['wall_s']:6.1f} s, worst "
-              f"{100 * r['worst']:5.2f} %  [{errs}] %", flush=True)
+    plan = [("hhjax-default", n_seeds, "hhjax-default"),
+            ("adam-trace-mse", n_adam, f"adam ({adam_steps} steps)")]
+    for method, count, label in plan:
+        for seed in range(count):
+            r = run_one(seed, method, adam_steps)
+            runs[method].append(r)
+            errs = " ".join(f"{100 * r['rel_err'][n]:+6.2f}" for n in NAMES)
+            print(f"{label} seed {seed:2d}: {r['wall_s']:6.1f} s, worst "
+                  f"{100 * r['worst']:5.2f} %  [{errs}] %  ok={r['success']}", flush=True)
 
     summ = {k: summarise(v) for k, v in runs.items() if v}
     ours = summ["hhjax-default"]

@@ -40,7 +40,13 @@ from ._optimizers import (
     OptimizerState,
 )
 from ._simulator import AbstractSimulator, HHSimulator
-from ._transforms import RECORDING_PARAMETERS, ParameterSpace
+from ._transforms import (
+    RECORDING_PARAMETERS,
+    Bounded,
+    ParameterSpace,
+    _describe,
+    _template_dtype,
+)
 
 #: The parameters `fit` fits when none are named.
 DEFAULT_FIT = ("g_na", "g_k", "g_leak", "e_na", "e_k", "e_leak")
@@ -711,7 +717,7 @@ def fit(
     space = ParameterSpace(
         params, fit, bounds, per_sweep=per_sweep, n_sweeps=S, recording_values=rec_values
     )
-    dtype = jnp.result_type(*[x for x in jax.tree_util.tree_leaves(params) if eqx.is_inexact_array(x)][:1] or [float])
+    dtype = _template_dtype(params)
     ts = jnp.asarray(sdata.t, dtype)
     problem = _Problem(
         space=space,
@@ -768,7 +774,7 @@ def fit(
         ],
         "per_sweep": list(per_sweep),
         "bounds": {
-            n: _describe_transform(tr) for n, tr in zip(space.names, space.transforms)
+            n: _describe(tr) for n, tr in zip(space.names, space.transforms)
         },
         "n_sweeps": S,
         "n_samples": int(sdata.t.size),
@@ -802,7 +808,7 @@ def fit(
                 bounds={
                     n: (tr.lower, tr.upper)
                     for n, tr in zip(space.names, space.transforms)
-                    if hasattr(tr, "lower")
+                    if isinstance(tr, Bounded)
                 },
             )
             start_values.update(est)
@@ -925,24 +931,12 @@ def fit(
         )
         raise FitInterrupted(result) from None
 
+    # uncertainty with the last stage's simulator (the tight one by default)
     return _make_result(
-        problem.__class__(
-            space=problem.space,
-            stimulus=problem.stimulus,
-            ts=problem.ts,
-            t_span=problem.t_span,
-            simulator=objectives[-1].problem.simulator,
-            scale_mode=problem.scale_mode,
-        ),
+        objectives[-1].problem,
         sdata, space, state.best_u, state.best_loss, evals_done, history, status,
         header_settings, t_wall, uncertainty=uncertainty,
     )
-
-
-def _describe_transform(tr) -> str:
-    if hasattr(tr, "lower"):
-        return f"bounded ({tr.lower:g}, {tr.upper:g})"
-    return type(tr).__name__.lower()
 
 
 def _make_result(problem, sdata, space, best_u, best_loss, evals, history, status,

@@ -90,22 +90,8 @@ def _window_mask(t: np.ndarray, window) -> np.ndarray:
     return (t >= lo) & (t <= hi)
 
 
-def _to_window(window):
-    if window is None:
-        return None
-    try:
-        return tuple(float(x) for x in window)
-    except (TypeError, ValueError):
-        raise ValueError(f"`window` must be (t_start, t_end) in ms or None, got {window!r}.") from None
-
-
-def _to_weights(w):
-    if w is None:
-        return None
-    return tuple(float(x) for x in np.ravel(np.asarray(w, float)))
-
-
-def _check_window(window, name="window"):
+def _to_window(window, name="window"):
+    """`None` or a `(t_start, t_end)` pair of floats [ms] with t_start < t_end."""
     if window is None:
         return None
     try:
@@ -115,6 +101,12 @@ def _check_window(window, name="window"):
     if not lo < hi:
         raise ValueError(f"`{name}` must have t_start < t_end (ms), got {window!r}.")
     return (lo, hi)
+
+
+def _to_weights(w):
+    if w is None:
+        return None
+    return tuple(float(x) for x in np.ravel(np.asarray(w, float)))
 
 
 class _BoundTrace(AbstractBoundLoss):
@@ -149,7 +141,6 @@ class TraceLoss(AbstractLoss):
     weights: np.ndarray | None = None
 
     def __check_init__(self):
-        _check_window(self.window)
         if not (self.sigma > 0 and math.isfinite(self.sigma)):
             raise ValueError(f"`sigma` must be > 0 (mV), got {self.sigma}.")
 
@@ -256,7 +247,6 @@ class SpikeTimeLoss(AbstractLoss):
     )
 
     def __check_init__(self):
-        _check_window(self.window)
         if not self.time_scale > 0 or not self.voltage_scale > 0:
             raise ValueError("`time_scale` (ms) and `voltage_scale` (mV) must be > 0.")
         if int(self.max_spikes) != self.max_spikes or self.max_spikes < 1:
@@ -440,7 +430,7 @@ class FeatureLoss(AbstractLoss):
         self.features = features
         self.scales = tuple((k, float(v)) for k, v in scales.items())
         self.threshold = float(threshold)
-        self.stim_window = _check_window(stim_window, "stim_window")
+        self.stim_window = _to_window(stim_window, "stim_window")
         self.undefined_penalty = float(undefined_penalty)
 
     def bind(self, data):

@@ -57,6 +57,11 @@ def _finite(x):
     return jnp.all(jnp.isfinite(x))
 
 
+def _unless_done(state: OptimizerState, new: OptimizerState) -> OptimizerState:
+    """`new`, except that a finished start keeps its state unchanged."""
+    return jax.tree_util.tree_map(lambda old, nw: jnp.where(state.done, old, nw), state, new)
+
+
 class AbstractOptimizer(eqx.Module):
     """An optimiser a fit stage can run: `init(u, objective)`, `step(state,
     objective)`; subclasses have an int field `steps` (the stage's step budget)."""
@@ -151,9 +156,7 @@ class LevenbergMarquardt(AbstractOptimizer):
             done=done,
             extra=(new_g, new_A, new_lam),
         )
-        return jax.tree_util.tree_map(
-            lambda old, nw: jnp.where(state.done, old, nw), state, new
-        )
+        return _unless_done(state, new)
 
 
 class Optax(AbstractOptimizer):
@@ -226,9 +229,7 @@ class Optax(AbstractOptimizer):
             done=(stall >= self.patience) | (~ok & ~jnp.isfinite(state.best_loss)),
             extra=(new_opt_state, grad_out),
         )
-        return jax.tree_util.tree_map(
-            lambda old, nw: jnp.where(state.done, old, nw), state, new
-        )
+        return _unless_done(state, new)
 
 
 def adam(

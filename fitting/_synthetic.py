@@ -11,6 +11,8 @@ import numpy as np
 
 import hhjax
 
+from ._transforms import set_parameters
+
 #: The acceptance task's step amplitudes [µA/cm²]: sub-threshold to repetitive firing.
 DEMO_AMPLITUDES = (2.0, 5.0, 8.0, 11.0, 15.0)
 #: The parameters the demo perturbs and fits.
@@ -28,18 +30,17 @@ def perturbed_params(
     """`base` (default `HHParams()`) with each named parameter changed by a random
     factor `1 ± U(low, high)` (random sign), reproducibly from `seed`."""
     base = base if base is not None else hhjax.HHParams()
+    unknown = [n for n in names if not hasattr(base, n) or n == "kinetics"]
+    if unknown:
+        raise ValueError(f"Unknown HHParams field(s) {unknown} in `names`.")
+    if not 0 <= low <= high < 1:
+        raise ValueError(f"Need 0 <= low <= high < 1 (relative changes), got {low}, {high}.")
     rng = np.random.default_rng(seed)
     f = rng.uniform(low, high, len(names)) * rng.choice([-1.0, 1.0], len(names))
-    kw = {n: float(np.asarray(getattr(base, n))) * (1 + fk) for n, fk in zip(names, f)}
-    return hhjax.HHParams(**{**_fields(base), **kw})
-
-
-def _fields(p: hhjax.HHParams) -> dict:
-    return {
-        n: float(np.asarray(getattr(p, n)))
-        for n in ("c_m", "g_na", "g_k", "g_leak", "e_na", "e_k", "e_leak", "temperature",
-                  "q10", "v_shift")
-    } | {"kinetics": p.kinetics}
+    return set_parameters(
+        base,
+        {n: jnp.asarray(getattr(base, n) * (1 + fk)) for n, fk in zip(names, f)},
+    )
 
 
 def synthetic_recording(

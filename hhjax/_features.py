@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._spikes import _crossing_mask
+from ._spikes import _crossing_mask, _locate_rising
 
 #: Default length of `TraceFeatures.spike_times` (and number of spikes that enter
 #: the per-spike averages).
@@ -119,46 +119,6 @@ def _masked_mean(x: Array, mask: Array) -> tuple[Array, Array]:
 
 def _nan_unless(x: Array, defined: Array) -> Array:
     return jnp.where(defined, x, jnp.full_like(x, jnp.nan))
-
-
-def _locate_rising(
-    t: Array, v: Array, dvdt: Array | None, idx: Array, level: Array, newton_steps: int
-) -> Array:
-    """Time at which `v` rises through `level` inside the intervals `[t_idx,
-    t_idx+1]`: linear interpolation, or Newton on the cubic Hermite interpolant
-    when `dvdt` is given (the same arithmetic as [`hhjax.crossing_times`][])."""
-    t0, t1 = t[idx], t[idx + 1]
-    v0, v1 = v[idx], v[idx + 1]
-    dt = t1 - t0
-    dv = v1 - v0
-    safe_dv = jnp.where(dv == 0, jnp.ones_like(dv), dv)
-    s = jnp.clip((level - v0) / safe_dv, 0.0, 1.0)
-    if dvdt is not None:
-        d0, d1 = dvdt[idx] * dt, dvdt[idx + 1] * dt
-
-        def newton(_, s):
-            s2, s3 = s * s, s * s * s
-            p = (
-                (2 * s3 - 3 * s2 + 1) * v0
-                + (s3 - 2 * s2 + s) * d0
-                + (-2 * s3 + 3 * s2) * v1
-                + (s3 - s2) * d1
-                - level
-            )
-            dp = (
-                (6 * s2 - 6 * s) * v0
-                + (3 * s2 - 4 * s + 1) * d0
-                + (-6 * s2 + 6 * s) * v1
-                + (3 * s2 - 2 * s) * d1
-            )
-            ok = dp > 0
-            safe_dp = jnp.where(ok, dp, jnp.ones_like(dp))
-            return jnp.where(ok, jnp.clip(s - p / safe_dp, 0.0, 1.0), s)
-
-        # a (static-length) loop rather than unrolled steps: smaller programs to
-        # compile, notably for jacobians.
-        s = jax.lax.fori_loop(0, newton_steps, newton, s)
-    return t0 + s * dt
 
 
 def _window(w, dtype, name: str) -> Array:

@@ -7,6 +7,7 @@ moves smoothly with the samples around it).
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
@@ -21,6 +22,46 @@ def _crossing_mask(v: Array, threshold) -> Array:
     `v[k] < threshold <= v[k+1]` (the rule "V > θ and previous V <= θ" of the seeds,
     up to the side the sample exactly at θ falls on)."""
     return (v[:-1] < threshold) & (v[1:] >= threshold)
+
+
+def _locate_rising(
+    t: Array, v: Array, dvdt: Array | None, idx: Array, level: Array, newton_steps: int
+) -> Array:
+    """Time at which `v` rises through `level` inside the intervals `[t_idx,
+    t_idx+1]`: linear interpolation, or Newton on the cubic Hermite interpolant
+    when `dvdt` is given (the same arithmetic as [`hhjax.crossing_times`][])."""
+    t0, t1 = t[idx], t[idx + 1]
+    v0, v1 = v[idx], v[idx + 1]
+    dt = t1 - t0
+    dv = v1 - v0
+    safe_dv = jnp.where(dv == 0, jnp.ones_like(dv), dv)
+    s = jnp.clip((level - v0) / safe_dv, 0.0, 1.0)
+    if dvdt is not None:
+        d0, d1 = dvdt[idx] * dt, dvdt[idx + 1] * dt
+
+        def newton(_, s):
+            s2, s3 = s * s, s * s * s
+            p = (
+                (2 * s3 - 3 * s2 + 1) * v0
+                + (s3 - 2 * s2 + s) * d0
+                + (-2 * s3 + 3 * s2) * v1
+                + (s3 - s2) * d1
+                - level
+            )
+            dp = (
+                (6 * s2 - 6 * s) * v0
+                + (3 * s2 - 4 * s + 1) * d0
+                + (-6 * s2 + 6 * s) * v1
+                + (3 * s2 - 2 * s) * d1
+            )
+            ok = dp > 0
+            safe_dp = jnp.where(ok, dp, jnp.ones_like(dp))
+            return jnp.where(ok, jnp.clip(s - p / safe_dp, 0.0, 1.0), s)
+
+        # a (static-length) loop rather than unrolled steps: smaller programs to
+        # compile, notably for jacobians.
+        s = jax.lax.fori_loop(0, newton_steps, newton, s)
+    return t0 + s * dt
 
 
 def crossing_times(
@@ -61,36 +102,11 @@ def crossing_times(
     mask = _crossing_mask(v, threshold)
     count = jnp.sum(mask)
     (idx,) = jnp.nonzero(mask, size=max_spikes, fill_value=0)
-    t0, t1 = t[idx], t[idx + 1]
-    v0, v1 = v[idx], v[idx + 1]
-    dt = t1 - t0
-    dv = v1 - v0
-    safe_dv = jnp.where(dv == 0, jnp.ones_like(dv), dv)
-    s = jnp.clip((threshold - v0) / safe_dv, 0.0, 1.0)
     if dvdt is not None:
         dvdt = jnp.asarray(dvdt)
         if dvdt.shape != t.shape:
             raise ValueError(f"`dvdt` must have the shape of `t` {t.shape}, got {dvdt.shape}.")
-        d0, d1 = dvdt[idx] * dt, dvdt[idx + 1] * dt
-        for _ in range(newton_steps):
-            s2, s3 = s * s, s * s * s
-            p = (
-                (2 * s3 - 3 * s2 + 1) * v0
-                + (s3 - 2 * s2 + s) * d0
-                + (-2 * s3 + 3 * s2) * v1
-                + (s3 - s2) * d1
-                - threshold
-            )
-            dp = (
-                (6 * s2 - 6 * s) * v0
-                + (3 * s2 - 4 * s + 1) * d0
-                + (-6 * s2 + 6 * s) * v1
-                + (3 * s2 - 2 * s) * d1
-            )
-            ok = dp > 0
-            safe_dp = jnp.where(ok, dp, jnp.ones_like(dp))
-            s = jnp.where(ok, jnp.clip(s - p / safe_dp, 0.0, 1.0), s)
-    times = t0 + s * dt
+    times = _locate_rising(t, v, dvdt, idx, threshold, newton_steps)
     valid = jnp.arange(max_spikes) < count
     return jnp.where(valid, times, jnp.full_like(times, jnp.nan))
 
