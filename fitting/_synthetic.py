@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import diffrax
@@ -30,7 +31,8 @@ def perturbed_params(
     """`base` (default `HHParams()`) with each named parameter changed by a random
     factor `1 ± U(low, high)` (random sign), reproducibly from `seed`."""
     base = base if base is not None else hhjax.HHParams()
-    unknown = [n for n in names if not hasattr(base, n) or n == "kinetics"]
+    fields = {f.name for f in dataclasses.fields(base)} - {"kinetics"}
+    unknown = [n for n in names if n not in fields]
     if unknown:
         raise ValueError(f"Unknown HHParams field(s) {unknown} in `names`.")
     if not 0 <= low <= high < 1:
