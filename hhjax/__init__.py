@@ -4,6 +4,18 @@ Units everywhere: mV, ms, µF/cm², mS/cm², µA/cm², rates in 1/ms.
 Sign convention: `c_m dv/dt = i_stim − Σ i_ion`, ionic currents positive outward.
 """
 
+from ._channels import AbstractGate as AbstractGate
+from ._channels import Bell as Bell
+from ._channels import Channel as Channel
+from ._channels import DependentGate as DependentGate
+from ._channels import Exponential as Exponential
+from ._channels import InfTauGate as InfTauGate
+from ._channels import InstantaneousGate as InstantaneousGate
+from ._channels import Linoid as Linoid
+from ._channels import Membrane as Membrane
+from ._channels import MembraneState as MembraneState
+from ._channels import RateGate as RateGate
+from ._channels import Sigmoid as Sigmoid
 from ._features import TraceFeatures as TraceFeatures
 from ._features import feature_names as feature_names
 from ._features import trace_features as trace_features
@@ -14,6 +26,7 @@ from ._model import hh_derivatives as hh_derivatives
 from ._model import hh_vector_field as hh_vector_field
 from ._model import ionic_currents as ionic_currents
 from ._model import jacobian_at as jacobian_at
+from ._model import model_derivatives as model_derivatives
 from ._model import resting_state as resting_state
 from ._model import steady_state as steady_state
 from ._model import steady_state_current as steady_state_current

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, ArrayLike
 
+from ._channels import Membrane, MembraneState
 from ._params import HHParams
 
 
@@ -104,7 +105,8 @@ def hh_vector_field(t: ArrayLike, y: HHState, args) -> HHState:
 
     - `t`: time [ms].
     - `y`: an [`hhjax.HHState`][].
-    - `args`: `(params, stimulus)`: an [`hhjax.HHParams`][] and a stimulus (any
+    - `args`: `(params, stimulus)`: an [`hhjax.HHParams`][] (or an
+      [`hhjax.Membrane`][], with a `MembraneState` as `y`) and a stimulus (any
       callable `t -> µA/cm²`, e.g. an [`hhjax.StepCurrent`][]), or `None` for no
       stimulus.
 
@@ -123,25 +125,30 @@ def hh_vector_field(t: ArrayLike, y: HHState, args) -> HHState:
         i_stim = jnp.zeros((), dtype=params.dtype)
     else:
         i_stim = stimulus(t)
-    return hh_derivatives(params, y, i_stim)
+    return model_derivatives(params, y, i_stim)
 
 
-def steady_state(params: HHParams, v: ArrayLike) -> HHState:
+def steady_state(params: HHParams | Membrane, v: ArrayLike) -> HHState | MembraneState:
     """The state with `v` [mV] clamped and every gate at its steady state
-    `x∞(v) = α/(α+β)`. `v` may have any shape."""
+    `x∞(v) = α/(α+β)`. `v` may have any shape. `params` is an [`hhjax.HHParams`][]
+    (→ `HHState`) or an [`hhjax.Membrane`][] (→ `MembraneState`)."""
+    if isinstance(params, Membrane):
+        return params.steady_state(v)
     inf = params.gate_inf(v)
     v = jnp.broadcast_to(jnp.asarray(v, dtype=params.dtype), jnp.shape(inf["m"]))
     return HHState(v=v, m=inf["m"], h=inf["h"], n=inf["n"])
 
 
-def steady_state_current(params: HHParams, v: ArrayLike) -> Array:
+def steady_state_current(params: HHParams | Membrane, v: ArrayLike) -> Array:
     """Total ionic current [µA/cm²] with the gates at steady state at `v` [mV]
     (the I–V curve whose zeros are the resting states)."""
+    if isinstance(params, Membrane):
+        return params.steady_state_current(v)
     return ionic_currents(params, steady_state(params, v)).total
 
 
 def resting_state(
-    params: HHParams,
+    params: HHParams | Membrane,
     i_hold: ArrayLike = 0.0,
     *,
     v_guess: ArrayLike | None = None,
@@ -158,19 +165,22 @@ def resting_state(
 
     **Arguments:**
 
-    - `params`: an [`hhjax.HHParams`][] (one neuron; `vmap` for batches).
+    - `params`: an [`hhjax.HHParams`][] or [`hhjax.Membrane`][] (one neuron; `vmap`
+      for batches).
     - `i_hold`: constant holding current [µA/cm²] (default 0).
-    - `v_guess`: starting point [mV] (default `e_leak`); with several equilibria the
+    - `v_guess`: starting point [mV] (default `e_leak`; for a membrane, the mean
+      reversal of its leak channels); with several equilibria the
       one found is the one Newton reaches from here.
     - `rtol`, `atol`: tolerances on `v` (defaults: 1e-10 mV scale in float64, 1e-5
       in float32).
     - `max_steps`, `throw`: as in `optimistix.root_find`.
 
-    **Returns:** an [`hhjax.HHState`][] with scalar fields.
+    **Returns:** an [`hhjax.HHState`][] (a `MembraneState` for a membrane) with
+    scalar fields.
     """
     dtype = params.dtype
     if v_guess is None:
-        v_guess = params.e_leak
+        v_guess = params.default_v_guess() if isinstance(params, Membrane) else params.e_leak
     v0 = jnp.asarray(v_guess, dtype=dtype)
     tol = 1e-10 if dtype == jnp.float64 else 1e-5
     rtol = tol if rtol is None else rtol
@@ -192,9 +202,31 @@ def resting_state(
     return steady_state(params, sol.value)
 
 
-def jacobian_at(params: HHParams, state: HHState, i_stim: ArrayLike = 0.0) -> Array:
-    """The 4×4 Jacobian [1/ms] of the vector field at `state`, in the order
-    `(v, m, h, n)` (by forward-mode autodiff)."""
+def model_derivatives(params, state, i_stim):
+    """Time derivative of `state` under `params` ([`hhjax.HHParams`][] or
+    [`hhjax.Membrane`][]) for the stimulus current `i_stim` [µA/cm²]."""
+    if isinstance(params, Membrane):
+        return params.derivatives(state, i_stim)
+    return hh_derivatives(params, state, i_stim)
+
+
+def jacobian_at(params: HHParams | Membrane, state, i_stim: ArrayLike = 0.0) -> Array:
+    """The Jacobian [1/ms] of the vector field at `state` (by forward-mode autodiff).
+
+    For an [`hhjax.HHParams`][] it is 4×4 in the order `(v, m, h, n)`; for an
+    [`hhjax.Membrane`][] the order is `v` then its kinetic gates in
+    `membrane.kinetic_gates` order.
+    """
+    if isinstance(params, Membrane):
+        names = params.kinetic_gates
+
+        def g(y):
+            s = MembraneState(v=y[0], gates={k: y[i + 1] for i, k in enumerate(names)})
+            d = params.derivatives(s, i_stim)
+            return jnp.stack([d.v, *(d.gates[k] for k in names)])
+
+        y = jnp.stack([state.v, *(state.gates[k] for k in names)])
+        return jax.jacfwd(g)(y)
 
     def f(y):
         s = HHState(*y)

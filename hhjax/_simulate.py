@@ -13,11 +13,12 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike
 
+from ._channels import Membrane, MembraneState, check_membrane_scalar
 from ._model import (
     HHState,
-    hh_derivatives,
     hh_vector_field,
     ionic_currents,
+    model_derivatives,
     resting_state,
 )
 from ._params import HHParams, check_params_scalar, is_concrete
@@ -57,7 +58,8 @@ class SimulationResult(eqx.Module):
     **Fields:**
 
     - `t`: sample times [ms], shape `(T,)`.
-    - `state`: an [`hhjax.HHState`][] whose fields have shape `(T,)`.
+    - `state`: an [`hhjax.HHState`][] (a [`hhjax.MembraneState`][] for a
+      [`hhjax.Membrane`][]) whose fields have shape `(T,)`.
     - `params`, `stimulus`: what was simulated (so currents can be derived).
     - `noise`: tuple of Ornstein–Uhlenbeck deviations [µA/cm²], each `(T,)`, one per
       [`hhjax.OUNoiseCurrent`][] in the stimulus (empty otherwise).
@@ -67,11 +69,15 @@ class SimulationResult(eqx.Module):
     **Properties:** `v` [mV], `m`, `h`, `n`; ionic currents `i_na`, `i_k`,
     `i_leak`, `i_ion` [µA/cm², positive outward]; `i_stim` [µA/cm², positive
     inward: the deterministic part plus any OU noise]; `dvdt` [mV/ms].
+    **Methods:** `gate(name)` (any gate of a membrane, including instantaneous and
+    dependent ones), `currents()` (channel name → current density [µA/cm²]).
+    For a membrane, `m`/`h`/`n` and `i_na`/`i_k`/`i_leak` exist when it has gates /
+    channels of those names (`na`, `k`, `leak`).
     """
 
     t: Array
-    state: HHState
-    params: HHParams
+    state: HHState | MembraneState
+    params: HHParams | Membrane
     stimulus: AbstractStimulus | None
     noise: tuple[Array, ...]
     result: RESULTS
@@ -85,17 +91,41 @@ class SimulationResult(eqx.Module):
     @property
     def m(self) -> Array:
         """Na⁺ activation gate [dimensionless], shape `(T,)`."""
-        return self.state.m
+        return self.gate("m")
 
     @property
     def h(self) -> Array:
         """Na⁺ inactivation gate [dimensionless], shape `(T,)`."""
-        return self.state.h
+        return self.gate("h")
 
     @property
     def n(self) -> Array:
         """K⁺ activation gate [dimensionless], shape `(T,)`."""
-        return self.state.n
+        return self.gate("n")
+
+    def gate(self, name: str) -> Array:
+        """The gate `name` [dimensionless] over time, shape `(T,)`."""
+        if isinstance(self.state, HHState):
+            if name not in ("m", "h", "n"):
+                raise KeyError(f"an HH simulation has gates m, h, n; got {name!r}.")
+            return getattr(self.state, name)
+        values = self.params.gate_values(self.state.v, self.state.gates)
+        if name not in values:
+            raise KeyError(f"this membrane has gates {sorted(values)}; got {name!r}.")
+        return jnp.broadcast_to(values[name], jnp.shape(self.state.v))
+
+    def currents(self) -> dict[str, Array]:
+        """Channel name → current density [µA/cm²] (positive outward), each `(T,)`."""
+        if isinstance(self.state, HHState):
+            c = ionic_currents(self.params, self.state)
+            return {"na": c.i_na, "k": c.i_k, "leak": c.i_leak}
+        return self.params.currents(self.state)
+
+    def _channel(self, name: str) -> Array:
+        c = self.currents()
+        if name not in c:
+            raise KeyError(f"this model has channels {sorted(c)}; no {name!r}.")
+        return c[name]
 
     @property
     def successful(self) -> Array:
@@ -105,22 +135,24 @@ class SimulationResult(eqx.Module):
     @property
     def i_na(self) -> Array:
         """Na⁺ current density [µA/cm²], positive outward."""
-        return ionic_currents(self.params, self.state).i_na
+        return self._channel("na")
 
     @property
     def i_k(self) -> Array:
         """K⁺ current density [µA/cm²], positive outward."""
-        return ionic_currents(self.params, self.state).i_k
+        return self._channel("k")
 
     @property
     def i_leak(self) -> Array:
         """Leak current density [µA/cm²], positive outward."""
-        return ionic_currents(self.params, self.state).i_leak
+        return self._channel("leak")
 
     @property
     def i_ion(self) -> Array:
         """Total ionic current density [µA/cm²], positive outward."""
-        return ionic_currents(self.params, self.state).total
+        if isinstance(self.state, HHState):
+            return ionic_currents(self.params, self.state).total
+        return sum(self.currents().values())
 
     @property
     def i_stim(self) -> Array:
@@ -137,7 +169,7 @@ class SimulationResult(eqx.Module):
     @property
     def dvdt(self) -> Array:
         """Time derivative of `v` [mV/ms] at the samples (drift part)."""
-        return hh_derivatives(self.params, self.state, self.i_stim).v
+        return model_derivatives(self.params, self.state, self.i_stim).v
 
 
 # --------------------------------------------------------------------------------------
@@ -257,7 +289,7 @@ class _NoisyDrift(eqx.Module):
         i_stim = stimulus(t)
         for x in xs:
             i_stim = i_stim + x
-        d = hh_derivatives(params, hh, i_stim)
+        d = model_derivatives(params, hh, i_stim)
         dxs = tuple(-x / s.tau for x, s in zip(xs, ou))
         return (d, dxs) if ou else d
 
@@ -272,7 +304,8 @@ class _NoisyDiffusion(eqx.Module):
         var = sum((s.sigma**2 for s in white), jnp.zeros((), params.dtype))
         zero = jnp.zeros((), params.dtype)
         dv = jnp.sqrt(var) / params.c_m if white else zero
-        d_hh = HHState(v=dv * jnp.ones_like(hh.v), m=zero, h=zero, n=zero)
+        d_hh = jax.tree_util.tree_map(lambda x: jnp.zeros_like(x, params.dtype), hh)
+        d_hh = eqx.tree_at(lambda s: s.v, d_hh, dv * jnp.ones_like(hh.v))
         dxs = tuple(s.sigma * jnp.sqrt(2.0 / s.tau) for s in ou)
         return (d_hh, dxs) if ou else d_hh
 
@@ -458,7 +491,7 @@ def _solve(
 
 
 def simulate(
-    params: HHParams,
+    params: HHParams | Membrane,
     stimulus: AbstractStimulus | None = None,
     t_end: ArrayLike | None = None,
     *,
@@ -470,14 +503,15 @@ def simulate(
     adjoint: diffrax.AbstractAdjoint | None = None,
     save_every: ArrayLike | None = None,
     ts: ArrayLike | None = None,
-    y0: HHState | None = None,
+    y0: HHState | MembraneState | None = None,
     throw: bool = True,
 ) -> SimulationResult:
     """Simulate one Hodgkin–Huxley neuron from `t0` to `t_end` [ms].
 
     **Arguments:**
 
-    - `params`: an [`hhjax.HHParams`][] with scalar fields (batch with `jax.vmap`).
+    - `params`: an [`hhjax.HHParams`][] with scalar fields, or any
+      conductance-based [`hhjax.Membrane`][] (batch either with `jax.vmap`).
     - `stimulus`: the injected current, an hhjax stimulus ([`hhjax.StepCurrent`][],
       [`hhjax.PulseTrain`][], ..., sums of them, noise currents), or `None`.
     - `t_end`: end time [ms], > `t0`.
@@ -505,8 +539,8 @@ def simulate(
     - `save_every`: output sampling interval [ms] (default 0.01), from `t0` to
       `t_end` inclusive; or
     - `ts`: explicit strictly increasing sample times [ms] within `[t0, t_end]`.
-    - `y0`: initial [`hhjax.HHState`][] (default: the resting state of `params`,
-      [`hhjax.resting_state`][]).
+    - `y0`: initial [`hhjax.HHState`][] (a [`hhjax.MembraneState`][] for a
+      membrane; default: the resting state of `params`, [`hhjax.resting_state`][]).
     - `throw`: if `True` (default), a failed solve (step budget exhausted, non-finite
       state) raises [`hhjax.SimulationError`][] (or, inside `jit`/`vmap`, an
       `EquinoxRuntimeError` with the same message). If `False`, check
@@ -527,15 +561,20 @@ def simulate(
     hhjax.spike_times(res)
     ```
     """
-    if not isinstance(params, HHParams):
-        raise TypeError(f"`params` must be an hhjax.HHParams, got {type(params).__name__}.")
+    if not isinstance(params, (HHParams, Membrane)):
+        raise TypeError(
+            f"`params` must be an hhjax.HHParams or hhjax.Membrane, got {type(params).__name__}."
+        )
     if stimulus is not None and not isinstance(stimulus, AbstractStimulus):
         raise TypeError(
             "`stimulus` must be an hhjax stimulus (e.g. hhjax.StepCurrent, "
             "hhjax.SampledCurrent for arbitrary waveforms) or None, got "
             f"{type(stimulus).__name__}."
         )
-    check_params_scalar(params)
+    if isinstance(params, HHParams):
+        check_params_scalar(params)
+    else:
+        check_membrane_scalar(params)
     if t_end is None:
         raise TypeError("`t_end` (end time in ms) is required.")
     _check_time("t0", t0)
@@ -597,14 +636,25 @@ def simulate(
         adjoint = diffrax.RecursiveCheckpointAdjoint()
     if y0 is None:
         pass  # the resting state is found inside the compiled solve
-    elif not isinstance(y0, HHState):
+    elif isinstance(params, HHParams) and not isinstance(y0, HHState):
         raise TypeError(f"`y0` must be an hhjax.HHState, got {type(y0).__name__}.")
+    elif isinstance(params, Membrane) and not isinstance(y0, MembraneState):
+        raise TypeError(
+            f"`y0` must be an hhjax.MembraneState for a Membrane, got {type(y0).__name__}."
+        )
     else:
-        for name in ("v", "m", "h", "n"):
-            if jnp.shape(getattr(y0, name)) != ():
+        if isinstance(y0, MembraneState):
+            want = set(params.kinetic_gates)
+            if set(y0.gates) != want:
                 raise ValueError(
-                    f"`y0.{name}` must be a scalar, got shape "
-                    f"{jnp.shape(getattr(y0, name))}; batch with jax.vmap."
+                    f"`y0.gates` must hold the membrane's kinetic gates {sorted(want)}, "
+                    f"got {sorted(y0.gates)}."
+                )
+        for path, leaf in jax.tree_util.tree_leaves_with_path(y0):
+            if jnp.shape(leaf) != ():
+                raise ValueError(
+                    f"`y0{jax.tree_util.keystr(path)}` must be a scalar, got shape "
+                    f"{jnp.shape(leaf)}; batch with jax.vmap."
                 )
         y0 = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), y0)
 
