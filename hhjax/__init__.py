@@ -7,6 +7,7 @@ Sign convention: `c_m dv/dt = i_stim − Σ i_ion`, ionic currents positive outw
 from ._channels import AbstractGate as AbstractGate
 from ._channels import Bell as Bell
 from ._channels import Channel as Channel
+from ._channels import Constant as Constant
 from ._channels import DependentGate as DependentGate
 from ._channels import Exponential as Exponential
 from ._channels import InfTauGate as InfTauGate

@@ -12,7 +12,9 @@ whose gating variables are either
 - **algebraic**: a function of `v` and the other gates, e.g. seed 003's
   `h = 0.89 − 1.1 n` ([`hhjax.DependentGate`][]), not in the state.
 
-Voltage functions (α, β, x∞, τ) are any pure JAX callables `v [mV] -> array`; the
+Voltage functions (α, β, x∞, τ) are any pure JAX callables `v [mV] -> array` (a
+plain function is part of the compiled program: define it once, e.g. at module
+level, since a new function object means a new compilation); the
 parametrised families below ([`hhjax.Linoid`][], [`hhjax.Exponential`][],
 [`hhjax.Sigmoid`][], [`hhjax.Bell`][]) are equinox Modules whose parameters are
 arrays, so they can be fitted and differentiated like the conductances.
@@ -158,6 +160,21 @@ class Bell(eqx.Module):
         return self.base + self.amplitude * jnp.exp(-(((v - self.v_peak) / self.width) ** 2))
 
 
+class Constant(eqx.Module):
+    """A voltage-independent value (e.g. a fixed time constant [ms]).
+
+    **Fields:** `value` (the unit of what it stands for).
+    """
+
+    value: Array
+
+    def __init__(self, value: ArrayLike):
+        self.value = _arr(value)
+
+    def __call__(self, v: ArrayLike) -> Array:
+        return jnp.broadcast_to(self.value, jnp.shape(v)).astype(jnp.result_type(self.value, v))
+
+
 def _check_slope(cls: str, slope, name: str = "slope"):
     if is_concrete(slope) and not isinstance(slope, (str, bytes)):
         s = np.asarray(slope, dtype=float)
@@ -301,7 +318,7 @@ class InstantaneousGate(AbstractGate):
                 raise TypeError("InstantaneousGate wraps a kinetic gate or a callable v -> x∞.")
             self.gate = gate
         else:
-            self.gate = InfTauGate(gate, lambda v: jnp.ones_like(v))
+            self.gate = InfTauGate(gate, Constant(1.0))
 
     @property
     def kinetic(self) -> bool:
@@ -581,6 +598,46 @@ class Membrane(eqx.Module):
             "leak": Channel(params.g_leak, params.e_leak),
         }
         return cls(channels, gates, params.c_m)
+
+    @classmethod
+    def reduced_hh(
+        cls,
+        c_m: ArrayLike = 1.0,
+        g_na: ArrayLike = 2.0,
+        g_k: ArrayLike = 1.44,
+        g_leak: ArrayLike = 0.2,
+        e_na: ArrayLike = 50.0,
+        e_k: ArrayLike = -80.0,
+        e_leak: ArrayLike = -65.0,
+        *,
+        v_half_m: ArrayLike = -40.0,
+        k_m: ArrayLike = 7.0,
+        v_half_n: ArrayLike = -45.0,
+        k_n: ArrayLike = 15.0,
+        tau_n: ArrayLike = 10.0,
+        dtype=None,
+    ) -> Membrane:
+        """The two-variable reduced HH model of seed 003 (state `v`, `n`).
+
+        `m = m∞(v) = 1/(1 + exp((v_half_m − v)/k_m))` (instantaneous),
+        `h = 0.89 − 1.1 n`, `dn/dt = (n∞(v) − n)/tau_n` with
+        `n∞(v) = 1/(1 + exp((v_half_n − v)/k_n))`; channels `na` (m³h), `k` (n⁴),
+        `leak`. Defaults are that document's values: `c_m` [µF/cm²] 1,
+        `g_na`, `g_k`, `g_leak` [mS/cm²] 2, 1.44, 0.2, `e_na`, `e_k`, `e_leak` [mV]
+        50, −80, −65, half-activations and slopes [mV] −40/7 (m), −45/15 (n),
+        `tau_n` [ms] 10.
+        """
+        gates = {
+            "m": InstantaneousGate(Sigmoid(v_half_m, k_m)),
+            "n": InfTauGate(Sigmoid(v_half_n, k_n), Constant(tau_n)),
+            "h": DependentGate(_reduced_h),
+        }
+        channels = {
+            "na": Channel(g_na, e_na, {"m": 3, "h": 1}),
+            "k": Channel(g_k, e_k, {"n": 4}),
+            "leak": Channel(g_leak, e_leak),
+        }
+        return cls(channels, gates, c_m, dtype=dtype)
 
 
 def _reduced_h(v, g):
