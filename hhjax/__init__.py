@@ -4,6 +4,20 @@ Units everywhere: mV, ms, µF/cm², mS/cm², µA/cm², rates in 1/ms.
 Sign convention: `c_m dv/dt = i_stim − Σ i_ion`, ionic currents positive outward.
 """
 
+from ._analysis import GatingCurves as GatingCurves
+from ._analysis import LimitCycle as LimitCycle
+from ._analysis import Nullclines as Nullclines
+from ._analysis import StabilityResult as StabilityResult
+from ._analysis import fi_curve as fi_curve
+from ._analysis import firing_envelope as firing_envelope
+from ._analysis import gating_curves as gating_curves
+from ._analysis import hopf_current as hopf_current
+from ._analysis import limit_cycle as limit_cycle
+from ._analysis import nullclines_vn as nullclines_vn
+from ._analysis import reduced_vn_dvdt as reduced_vn_dvdt
+from ._analysis import repetitive_firing_threshold as repetitive_firing_threshold
+from ._analysis import rheobase as rheobase
+from ._analysis import stability as stability
 from ._channels import AbstractGate as AbstractGate
 from ._channels import Bell as Bell
 from ._channels import Channel as Channel
@@ -17,6 +31,8 @@ from ._channels import Membrane as Membrane
 from ._channels import MembraneState as MembraneState
 from ._channels import RateGate as RateGate
 from ._channels import Sigmoid as Sigmoid
+from ._fast import PopulationResult as PopulationResult
+from ._fast import simulate_population as simulate_population
 from ._features import TraceFeatures as TraceFeatures
 from ._features import feature_names as feature_names
 from ._features import trace_features as trace_features
@@ -33,6 +49,10 @@ from ._model import steady_state as steady_state
 from ._model import steady_state_current as steady_state_current
 from ._params import REFERENCE_TEMPERATURE as REFERENCE_TEMPERATURE
 from ._params import HHParams as HHParams
+from ._plot import plot_bifurcation as plot_bifurcation
+from ._plot import plot_fi_curve as plot_fi_curve
+from ._plot import plot_gating_curves as plot_gating_curves
+from ._plot import plot_phase_plane as plot_phase_plane
 from ._plot import plot_trace as plot_trace
 from ._rates import AbstractHHKinetics as AbstractHHKinetics
 from ._rates import ANNarchyKinetics as ANNarchyKinetics
