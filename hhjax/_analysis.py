@@ -1,7 +1,8 @@
 """Analysis of a Hodgkin–Huxley model: excitability thresholds, stability of the
 resting state, f–I curves, limit cycles, gating curves and nullclines.
 
-Every function takes an [`hhjax.HHParams`][] of one neuron and is written with
+Every function takes an [`hhjax.HHParams`][] (or, except the reduced-model
+nullclines, an [`hhjax.Membrane`][]) of one neuron and is written with
 fixed-size arrays and `jax.lax` loops, so it runs under `jit` and batches with
 `jax.vmap` (e.g. over a batch of parameters). Thresholds that need simulations are
 found by *batched bisection*: each round simulates a grid of candidate amplitudes in
@@ -25,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from ._model import HHState, hh_derivatives, jacobian_at, resting_state
+from ._channels import Membrane, MembraneState, check_membrane_scalar
+from ._model import HHState, jacobian_at, model_derivatives, resting_state
 from ._params import HHParams, check_params_scalar, is_concrete
 from ._simulate import SimulationError, simulate
 from ._spikes import spike_count, spike_times
@@ -49,9 +51,13 @@ _PROBE_DT = 0.025
 
 
 def _check_params(params: Any) -> None:
+    if isinstance(params, Membrane):
+        check_membrane_scalar(params)
+        return
     if not isinstance(params, HHParams):
         raise TypeError(
-            f"`params` must be an hhjax.HHParams, got {type(params).__name__}."
+            "`params` must be an hhjax.HHParams or hhjax.Membrane, got "
+            f"{type(params).__name__}."
         )
     check_params_scalar(params)
 
@@ -874,7 +880,7 @@ def _limit_cycle_core(params, i_hold, y0, t_settle, threshold, max_period, stati
     ts = t_a + period * jnp.linspace(0.0, 1.0, n_samples, dtype=dtype)
     # one period resampled from the probe on its cubic Hermite interpolant (the
     # derivatives are the vector field's), 4th order in the 0.025 ms probe spacing
-    deriv = hh_derivatives(params, probe.state, jnp.broadcast_to(i_hold, probe.t.shape))
+    deriv = model_derivatives(params, probe.state, jnp.broadcast_to(i_hold, probe.t.shape))
     state = jax.tree_util.tree_map(
         lambda y, dy: _hermite_resample(probe.t, y, dy, ts), probe.state, deriv
     )
@@ -951,7 +957,7 @@ def limit_cycle(
         raise ValueError(f"`max_period` must be > 0 ms, got {max_period!r}.")
     n_samples = _check_int("n_samples", n_samples, 2)
     max_steps = _check_int("max_steps", max_steps, 1)
-    if y0 is not None and not isinstance(y0, HHState):
+    if y0 is not None and not isinstance(y0, (HHState, MembraneState)):
         raise TypeError(f"`y0` must be an hhjax.HHState, got {type(y0).__name__}.")
     dtype = params.dtype
     if y0 is not None:
@@ -990,7 +996,7 @@ class GatingCurves(eqx.Module):
     tau: dict[str, Array]
 
 
-def gating_curves(params: HHParams, v: ArrayLike) -> GatingCurves:
+def gating_curves(params: HHParams | Membrane, v: ArrayLike) -> GatingCurves:
     """Steady-state activation/inactivation x∞(v) and time constants τx(v) [ms] of
     every gate at the membrane potentials `v` [mV] (any shape).
 
@@ -1010,9 +1016,10 @@ def gating_curves(params: HHParams, v: ArrayLike) -> GatingCurves:
     g.inf["m"], g.tau["h"]
     ```
     """
-    if not isinstance(params, HHParams):
+    if not isinstance(params, (HHParams, Membrane)):
         raise TypeError(
-            f"`params` must be an hhjax.HHParams, got {type(params).__name__}."
+            "`params` must be an hhjax.HHParams or hhjax.Membrane, got "
+            f"{type(params).__name__}."
         )
     if isinstance(v, (str, bytes)) or v is None:
         raise TypeError(
@@ -1023,8 +1030,8 @@ def gating_curves(params: HHParams, v: ArrayLike) -> GatingCurves:
         raise ValueError("`v` must be finite (mV).")
     inf = params.gate_inf(v)
     tau = params.gate_tau(v)
-    v = jnp.broadcast_to(v, jnp.shape(inf["m"]))
-    return GatingCurves(v=v, inf=inf, tau=tau)
+    shape = jnp.broadcast_shapes(jnp.shape(v), *(jnp.shape(x) for x in inf.values()))
+    return GatingCurves(v=jnp.broadcast_to(v, shape), inf=inf, tau=tau)
 
 
 class Nullclines(eqx.Module):

@@ -529,3 +529,13 @@ def test_fi_curve_default_protocol_matches_radau(classic):
     ref = np.array([ref_rate(i, method="Radau") for i in CURRENTS])
     print("f–I [Hz] (500/400 ms): hhjax", got, "Radau", ref)
     np.testing.assert_allclose(got, ref, atol=1.0)
+
+
+def test_analysis_accepts_a_composed_membrane():
+    """The classic HH built from channels gives the same rest, Hopf point and
+    rheobase as HHParams (the analysis is model-generic)."""
+    p = hhjax.HHParams()
+    m = hhjax.Membrane.hodgkin_huxley(p)
+    assert abs(float(hhjax.hopf_current(m)) - float(hhjax.hopf_current(p))) < 1e-6
+    assert abs(float(hhjax.rheobase(m)) - float(hhjax.rheobase(p))) < 1e-3
+    assert bool(hhjax.stability(m).stable)
