@@ -170,12 +170,12 @@ def test_seed004_gate_families_match_the_tutorials_euler_loop():
 
 
 def reduced_rhs_numpy(i_amp, t_on, t_off):
-    k = hhjax.ClassicKinetics()
-
     def f(t, y):
         v, n = y
-        am, bm = float(k.alpha_m(v)), float(k.beta_m(v))
-        an, bn = float(k.alpha_n(v)), float(k.beta_n(v))
+        am = 0.1 * (v + 40.0) / (1.0 - np.exp(-(v + 40.0) / 10.0))
+        bm = 4.0 * np.exp(-(v + 65.0) / 18.0)
+        an = 0.01 * (v + 55.0) / (1.0 - np.exp(-(v + 55.0) / 10.0))
+        bn = 0.125 * np.exp(-(v + 65.0) / 80.0)
         m = am / (am + bm)
         h = 0.89 - 1.1 * n
         i = i_amp if t_on <= t < t_off else 0.0
