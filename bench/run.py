@@ -418,11 +418,52 @@ def np_expeuler(g_na, y0, dt, n_steps, save_stride):
     return np.stack(out, axis=-1)
 
 
+def build_c_kernel():
+    """Compile bench/hh_kernel.c (float64 and float32) with gcc -O3 -fopenmp; returns
+    {dtype name: ctypes function} or {} with a note when no compiler is available."""
+    import ctypes
+    import shutil
+    import subprocess
+    import tempfile
+
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        return {}, "no C compiler found: C-kernel rows skipped"
+    out = {}
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="hhjax-bench-"))
+    for name, real, flag in (("float64", "double", "0"), ("float32", "float", "1")):
+        so = tmp / f"hh_kernel_{name}.so"
+        cmd = [cc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", f"-DREAL={real}",
+               f"-DREAL_IS_FLOAT={flag}", "-o", str(so), str(HERE / "hh_kernel.c"), "-lm"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            return {}, f"C kernel build failed: {proc.stderr[:300]}"
+        lib = ctypes.CDLL(str(so))
+        c_real = ctypes.c_double if real == "double" else ctypes.c_float
+        ptr = np.ctypeslib.ndpointer(dtype=np.float64 if real == "double" else np.float32, flags="C")
+        lib.hh_run.argtypes = [ctypes.c_long, ptr, ptr, c_real, ctypes.c_long, ctypes.c_long,
+                               c_real, c_real, c_real, ptr]
+        lib.hh_run.restype = None
+        out[name] = lib.hh_run
+    return out, f"gcc -O3 -march=native -fopenmp, OMP threads = {os.environ.get('OMP_NUM_THREADS', os.cpu_count())}"
+
+
+def run_c_kernel(fn, dtype, g, y0n, dt, n_steps, stride):
+    g = np.ascontiguousarray(g, dtype)
+    y0 = np.ascontiguousarray(np.stack([np.broadcast_to(x, g.shape) for x in y0n]), dtype)
+    out = np.empty((g.size, n_steps // stride + 1), dtype)
+    fn(g.size, g, y0, dt, n_steps, stride, AMP, T_ON, T_OFF, out)
+    return out
+
+
 def bench_batched(rows, args, p, stim, y0):
     B = "batched_throughput"
     dt, save_every = 0.01, 1.0
     n_steps = int(round(T_END / dt))
+    stride = int(round(save_every / dt))
     out = []
+    kernels, c_note = build_c_kernel()
+    progress(c_note)
     f = jax.jit(
         jax.vmap(
             lambda g: hhjax.simulate(
@@ -437,34 +478,59 @@ def bench_batched(rows, args, p, stim, y0):
     )
     for N in args.batch_sizes:
         gs = jnp.linspace(100.0, 140.0, N)
-        t = time.perf_counter()
-        vj = f(gs).block_until_ready()
-        first = time.perf_counter() - t
-        reps = max(2, args.repeats // (1 if N <= 100 else 2))
-        wall = median_time(lambda: f(gs).block_until_ready(), reps)
         gn = np.asarray(gs)
-        # initial states: each neuron's own resting state (as hhjax.simulate uses)
         rest = jax.vmap(lambda g: hhjax.resting_state(eqx.tree_at(lambda q: q.g_na, p, g)))(gs)
         y0n = [np.asarray(rest.v), np.asarray(rest.m), np.asarray(rest.h), np.asarray(rest.n)]
-        t = time.perf_counter()
-        vn = np_expeuler(gn, y0n, dt, n_steps, int(round(save_every / dt)))
-        wall_np = time.perf_counter() - t
-        if N <= 100 and not args.quick:  # cheap enough to repeat
-            wall_np = min(wall_np, median_time(lambda: np_expeuler(gn, y0n, dt, n_steps, 100), 2))
-        diff = float(np.max(np.abs(np.asarray(vj) - vn)))
-        nsps = N * n_steps / wall
-        nsps_np = N * n_steps / wall_np
-        rows.add(B, "hhjax vmap ExponentialEuler dt=0.01", N, "neuron_steps_per_s", nsps, "1/s",
-                 peer="numpy.expeuler", ratio=nsps / nsps_np,
-                 note="jit(vmap(simulate)) over N g_na values in [100, 140], save_every=1.0; "
-                      "ratio = hhjax throughput / NumPy throughput",
-                 wall_s=wall, first_call_s=first, max_abs_diff_vs_numpy_mV=diff)
-        rows.add(B, "hhjax vmap ExponentialEuler dt=0.01", N, "wall_s", wall, "s",
-                 peer="numpy.expeuler", ratio=wall_np / wall)
-        rows.add(B, "numpy.expeuler dt=0.01", N, "neuron_steps_per_s", nsps_np, "1/s",
-                 note="hand-vectorised NumPy Rush–Larsen loop over the same N neurons", wall_s=wall_np)
-        out.append((N, wall, nsps, wall_np, nsps_np, diff, first))
-        progress(f"batched N={N}: hhjax {wall:.3f} s, numpy {wall_np:.3f} s")
+        reps = max(2, args.repeats // (1 if N <= 100 else 2)) if N < 10**5 else 1
+        res = {}
+        # ---- peers: C kernel (hardware reference), NumPy -------------------------------
+        for name, fn in kernels.items():
+            dtn = np.float64 if name == "float64" else np.float32
+            vc = run_c_kernel(fn, dtn, gn, y0n, dt, n_steps, stride)
+            wall = median_time(lambda: run_c_kernel(fn, dtn, gn, y0n, dt, n_steps, stride), max(2, reps))
+            res[f"c {name}"] = (wall, vc)
+            rows.add(B, f"c_kernel {name}", N, "neuron_steps_per_s", N * n_steps / wall, "1/s",
+                     note=c_note, wall_s=wall)
+        if N <= args.numpy_max:
+            t = time.perf_counter()
+            vn = np_expeuler(gn, y0n, dt, n_steps, stride)
+            res["numpy"] = (time.perf_counter() - t, vn)
+            rows.add(B, "numpy.expeuler dt=0.01", N, "neuron_steps_per_s", N * n_steps / res["numpy"][0], "1/s",
+                     note="hand-vectorised NumPy Rush–Larsen loop over the same N neurons", wall_s=res["numpy"][0])
+        # ---- hhjax fused loop, float64 and float32 ---------------------------------------
+        for name, dtype in (("float64", jnp.float64), ("float32", jnp.float32)):
+            pb = hhjax.HHParams(g_na=gs, dtype=dtype)
+            st = hhjax.StepCurrent(AMP, T_ON, T_OFF, dtype=dtype)
+            yb = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), rest)
+
+            def run(pb=pb, st=st, yb=yb):
+                return hhjax.simulate_population(pb, st, T_END, dt=dt, save_every=save_every, y0=yb).v.block_until_ready()
+
+            t = time.perf_counter()
+            vj = run()
+            first = time.perf_counter() - t
+            wall = median_time(run, reps)
+            peer = f"c {name}"
+            ratio = res[peer][0] / wall if peer in res else None
+            diff = float(np.max(np.abs(np.asarray(vj, float) - res[peer][1]))) if peer in res else None
+            rows.add(B, f"hhjax simulate_population {name}", N, "neuron_steps_per_s", N * n_steps / wall, "1/s",
+                     peer=f"c_kernel {name}" if peer in res else None, ratio=ratio,
+                     note="fused fixed-step exponential Euler, dt=0.01, save_every=1.0; ratio = hhjax throughput / C-kernel throughput",
+                     wall_s=wall, first_call_s=first, max_abs_diff_vs_c_mV=diff)
+            res[f"hhjax {name}"] = (wall, vj, first, ratio, diff)
+        # ---- hhjax general path: jit(vmap(simulate)) ---------------------------------------
+        if N <= args.vmap_max:
+            t = time.perf_counter()
+            vv = f(gs).block_until_ready()
+            first = time.perf_counter() - t
+            wall = median_time(lambda: f(gs).block_until_ready(), reps)
+            peer_wall = res["hhjax float64"][0]
+            rows.add(B, "hhjax vmap(simulate) ExponentialEuler dt=0.01", N, "neuron_steps_per_s", N * n_steps / wall, "1/s",
+                     peer="hhjax simulate_population float64", ratio=peer_wall / wall,
+                     note="jit(vmap(simulate)): the general path (any diffrax solver)", wall_s=wall, first_call_s=first)
+            res["vmap"] = (wall, vv, first)
+        out.append((N, res))
+        progress(f"batched N={N}: " + ", ".join(f"{k} {v[0]:.3f} s" for k, v in res.items()))
     return out
 
 
@@ -564,7 +630,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.repeats is None:
         args.repeats = 3 if args.quick else 7
-    args.batch_sizes = [1, 100] if args.quick else [1, 100, 1000]
+    args.batch_sizes = [100, 10_000] if args.quick else [1, 100, 1000, 10_000, 100_000]
+    args.numpy_max = 10_000
+    args.vmap_max = 1000 if args.quick else 10_000
     t_start = time.perf_counter()
 
     meta = machine_meta(args)
@@ -650,11 +718,17 @@ def main(argv=None):
     P("odeint spike errors use hhjax.crossing_times with the NumPy model's dv/dt (Hermite); with linear "
       "interpolation of the saved trace: "
       + ", ".join(f"{lab}: {d['err_lin']:.2e} ms" for lab, d in single if "err_lin" in d) + ".\n")
-    P("## Batched throughput (jit(vmap(simulate)), ExponentialEuler dt=0.01, save_every=1.0)\n")
-    P("| N | hhjax wall s | hhjax neuron-steps/s | numpy wall s | numpy neuron-steps/s | ratio (hhjax/numpy throughput) | max |Δv| vs numpy mV | first call s |")
-    P("|---|---|---|---|---|---|---|---|")
-    for N, w, r, wn, rn, diff, first in batched:
-        P(f"| {N} | {w:.4f} | {r:.3g} | {wn:.4f} | {rn:.3g} | {r / rn:.2f} | {diff:.1e} | {first:.2f} |")
+    P("## Batched throughput (classic HH, exponential Euler dt=0.01, 100 ms, save_every=1.0)\n")
+    P("neuron-steps/s; ratio = hhjax simulate_population / C kernel of the same precision (same run). "
+      "vmap = jit(vmap(simulate)), the general path.\n")
+    P("| N | C f64 | hhjax f64 | ratio f64 | C f32 | hhjax f32 | ratio f32 | vmap(simulate) f64 | numpy f64 | max |Δv| f64/f32 vs C mV | first call f64 s |")
+    P("|---|---|---|---|---|---|---|---|---|---|---|")
+    for N, r in batched:
+        sps = lambda k: fmt(N * (T_END / 0.01) / r[k][0], ".3g") if k in r else "—"  # noqa: E731
+        P(f"| {N} | {sps('c float64')} | {sps('hhjax float64')} | {fmt(r['hhjax float64'][3], '.2f')} | "
+          f"{sps('c float32')} | {sps('hhjax float32')} | {fmt(r['hhjax float32'][3], '.2f')} | "
+          f"{sps('vmap')} | {sps('numpy')} | {fmt(r['hhjax float64'][4], '.1e')}/{fmt(r['hhjax float32'][4], '.1e')} | "
+          f"{r['hhjax float64'][2]:.2f} |")
     P("")
     P("## Gradient cost (trace-MSE loss vs the reference w.r.t. HHParams, g_na=115 start)\n")
     P("| impl | forward ms | value_and_grad ms | grad/forward | grads finite | compile (grad) s | odeint forward-diff est. ms | ratio vs FD |")
