@@ -59,6 +59,7 @@ def teacher_forced_estimate(
     *,
     window_ms: float = 1.0,
     bounds: Mapping[str, tuple[float, float]] | None = None,
+    reweight: int = 3,
 ) -> dict[str, float]:
     """Estimate conductances and reversal potentials by teacher-forced regression.
 
@@ -74,6 +75,13 @@ def teacher_forced_estimate(
     - `bounds`: name → (lower, upper); estimates are clipped into them. A
       conductance that comes out non-positive is held at its value in `params` and
       the regression is solved again without it.
+    - `reweight`: passes of iteratively reweighted least squares (default 3; 0:
+      ordinary least squares). Each pass weights every window by the inverse of
+      its modelled noise variance `a + b ∫(Σ_x g_x G_x)² dt` (`a`, `b` fitted to
+      the previous pass's squared residuals): the noise of the recorded voltage
+      enters a window in proportion to its total conductance, so spike windows
+      are much noisier than sub-threshold ones, and without the weights they bias
+      the leak conductance and reversal by tens of per cent at 1 mV noise.
 
     **Returns:** name → estimate, for the names it could estimate (parameters the
     data does not determine keep no entry).
@@ -109,43 +117,90 @@ def teacher_forced_estimate(
                 "iint": integ(i[s]),
                 **{f"GV_{c}": integ(G[c] * v[s]) for c, _, _ in _CHANNELS},
                 **{f"G_{c}": integ(G[c]) for c, _, _ in _CHANNELS},
+                # ∫ G_a G_b dt: the row's noise variance model (see below)
+                **{
+                    f"GG_{a}_{b}": integ(G[a] * G[b])
+                    for ia, (a, _, _) in enumerate(_CHANNELS)
+                    for b, _, _ in _CHANNELS[ia:]
+                },
             }
         )
     R = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
 
     free = set(names)
     held: set[str] = set()
-    for _ in range(4):
-        cols, col_names = [], []
-        y = c_m * R["dv"] - R["iint"]
-        for c, gname, ename in _CHANNELS:
-            g_free = gname in free and gname not in held
-            e_free = ename in free
-            gv, g1 = R[f"GV_{c}"], R[f"G_{c}"]
-            if g_free and e_free:
-                cols += [-gv, g1]
-                col_names += [gname, f"gE_{c}"]
-            elif g_free:
-                cols.append(-(gv - fixed[ename] * g1))
-                col_names.append(gname)
-            elif e_free:
-                # −g(GV − E·G): unknown g·E with column G; the known −g·GV to the data
-                y = y + fixed[gname] * gv
-                cols.append(g1)
-                col_names.append(f"gE_{c}")
-            else:
-                y = y + fixed[gname] * (gv - fixed[ename] * g1)
-        if not cols:
-            return {}
-        X = np.stack(cols, axis=1)
-        scale = np.maximum(np.linalg.norm(X, axis=0), 1e-300)
-        coef, *_ = np.linalg.lstsq(X / scale, y, rcond=None)
-        coef = coef / scale
-        sol = dict(zip(col_names, coef))
-        bad = [gname for _, gname, _ in _CHANNELS if gname in sol and not sol[gname] > 0]
-        if not bad:
+
+    def solve(weights):
+        """Weighted least squares; a conductance that comes out non-positive is
+        held at its value in `params` and the regression solved again."""
+        for _ in range(4):
+            cols, col_names = [], []
+            y = c_m * R["dv"] - R["iint"]
+            for c, gname, ename in _CHANNELS:
+                g_free = gname in free and gname not in held
+                e_free = ename in free
+                gv, g1 = R[f"GV_{c}"], R[f"G_{c}"]
+                if g_free and e_free:
+                    cols += [-gv, g1]
+                    col_names += [gname, f"gE_{c}"]
+                elif g_free:
+                    cols.append(-(gv - fixed[ename] * g1))
+                    col_names.append(gname)
+                elif e_free:
+                    # −g(GV − E·G): unknown g·E with column G; the known −g·GV to the data
+                    y = y + fixed[gname] * gv
+                    cols.append(g1)
+                    col_names.append(f"gE_{c}")
+                else:
+                    y = y + fixed[gname] * (gv - fixed[ename] * g1)
+            if not cols:
+                return None, None
+            X = np.stack(cols, axis=1)
+            sw = np.sqrt(weights)
+            Xw = X * sw[:, None]
+            scale = np.maximum(np.linalg.norm(Xw, axis=0), 1e-300)
+            coef, *_ = np.linalg.lstsq(Xw / scale, y * sw, rcond=None)
+            coef = coef / scale
+            sol = dict(zip(col_names, coef))
+            bad = [gname for _, gname, _ in _CHANNELS if gname in sol and not sol[gname] > 0]
+            if not bad:
+                break
+            held.update(bad)
+        return sol, y - X @ coef
+
+    sol, resid = solve(np.ones_like(R["dv"]))
+    if sol is None:
+        return {}
+    # Iteratively reweighted least squares. The rows are far from equally noisy: the
+    # recording noise enters each row through c_m·ΔV (a constant variance) and
+    # through the regressors, in proportion to the total conductance Σ g_x G_x in
+    # the window (large during spikes, where the gates driven by a noisy voltage
+    # are also least accurate). Ordinary least squares lets the few spike windows
+    # dominate and biases the small leak terms by tens of per cent; weighting each
+    # row by 1 / (a + b ∫(Σ g_x G_x)² dt), with a, b fitted to the squared
+    # residuals, removes most of that bias.
+    for _ in range(reweight):
+        g_now = {
+            c: (sol[gname] if gname in sol else fixed[gname])
+            for c, gname, _ in _CHANNELS
+        }
+        q = np.zeros_like(R["dv"])
+        for ia, (a, _, _) in enumerate(_CHANNELS):
+            for b, _, _ in _CHANNELS[ia:]:
+                mult = 1.0 if a == b else 2.0
+                q = q + mult * max(g_now[a], 0.0) * max(g_now[b], 0.0) * R[f"GG_{a}_{b}"]
+        A = np.stack([np.ones_like(q), q], axis=1)
+        r2 = resid**2
+        ab, *_ = np.linalg.lstsq(A, r2, rcond=None)
+        floor = 1e-3 * max(float(np.mean(r2)), 1e-300)
+        a_, b_ = max(float(ab[0]), floor), max(float(ab[1]), 0.0)
+        var = a_ + b_ * q
+        if not np.all(np.isfinite(var)) or not np.all(var > 0):
             break
-        held.update(bad)
+        new_sol, new_resid = solve(1.0 / var)
+        if new_sol is None:
+            break
+        sol, resid = new_sol, new_resid
     out: dict[str, float] = {}
     for c, gname, ename in _CHANNELS:
         g_val = sol.get(gname, fixed[gname])
