@@ -11,6 +11,7 @@ from ._fit import Stage as Stage
 from ._fit import default_stages as default_stages
 from ._fit import fit as fit
 from ._fit import versions as versions
+from ._init import estimate_noise_sigma as estimate_noise_sigma
 from ._init import teacher_forced_estimate as teacher_forced_estimate
 from ._losses import AbstractBoundLoss as AbstractBoundLoss
 from ._losses import AbstractLoss as AbstractLoss

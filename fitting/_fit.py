@@ -24,7 +24,7 @@ from jaxtyping import Array
 
 import hhjax
 
-from ._init import LINEAR_PARAMETERS, teacher_forced_estimate
+from ._init import LINEAR_PARAMETERS, estimate_noise_sigma, teacher_forced_estimate
 from ._losses import (
     AbstractBoundLoss,
     AbstractLoss,
@@ -52,6 +52,11 @@ from ._transforms import (
 DEFAULT_FIT = ("g_na", "g_k", "g_leak", "e_na", "e_k", "e_leak")
 
 CHECKPOINT_VERSION = 1
+
+#: A fit whose residual σ exceeds `NOISE_RATIO · σ̂ + NOISE_MARGIN_MV` (σ̂: the
+#: recording's noise, `estimate_noise_sigma`) gets a warning.
+NOISE_RATIO = 1.3
+NOISE_MARGIN_MV = 0.1
 
 
 # --------------------------------------------------------------------------------------
@@ -160,6 +165,7 @@ def default_stages(
     steps: int = 30,
     refine_rtol: float = 1e-9,
     spike_trace_weight: float = 0.01,
+    horizon_spike_weight: float = 1.0,
 ) -> tuple[Stage, ...]:
     """The documented default strategy (used by `fit` when no `stages`, `loss` or
     `optimizer` is given).
@@ -176,7 +182,13 @@ def default_stages(
        Spikes far from the start drift out of alignment when a parameter is a few
        per cent off, and a trace loss over misaligned spikes is rugged; fitting the
        early part first aligns the first spikes, and each longer horizon starts
-       where the previous one ended.
+       where the previous one ended. Each horizon stage also carries
+       `horizon_spike_weight` × [`fitting.SpikeTimeLoss`][] over the *whole*
+       sweeps: a trace loss on the early part alone is blind to the later spikes
+       and can trade them away (e.g. stop repetitive firing, or keep a spike the
+       data does not have in a near-threshold sweep) for a slightly better fit of
+       the first milliseconds — a basin the longer horizons cannot leave, because a
+       trace loss has no gradient towards creating or removing a spike.
     2. **Full traces**: Levenberg–Marquardt on the whole sweeps.
     3. **Refinement** with a tight solver (`rtol = atol = refine_rtol`): the
        solver's own error would otherwise bias the least-determined parameters
@@ -184,8 +196,17 @@ def default_stages(
 
     **Arguments:** `t_start`, `t_end`: the recording's time span [ms]; `horizons`;
     `steps`: Levenberg–Marquardt step budget per stage (the refinement gets a
-    third). Stages stop early once the loss stops improving (typically 3–8 steps).
+    third); `spike_trace_weight`: weight of the trace loss in the spike-time stage;
+    `horizon_spike_weight`: weight of the whole-sweep spike-time loss in the horizon
+    stages (0: trace loss only; 1 ms of spike-time error then counts as much as
+    1 mV² of mean squared trace error). Stages stop early once the loss stops
+    improving (typically 3–8 steps).
     """
+    horizon_spike_weight = float(horizon_spike_weight)
+    if not (horizon_spike_weight >= 0 and math.isfinite(horizon_spike_weight)):
+        raise ValueError(
+            f"`horizon_spike_weight` must be finite and >= 0, got {horizon_spike_weight}."
+        )
     stages = [
         Stage(
             LevenbergMarquardt(steps=steps, rtol=1e-4),
@@ -198,10 +219,13 @@ def default_stages(
         if not 0 < h < 1:
             raise ValueError(f"`horizons` must be fractions in (0, 1), got {h}.")
         end = t_start + h * (t_end - t_start)
+        horizon_loss = TraceLoss(window=(t_start, end))
+        if horizon_spike_weight > 0:
+            horizon_loss = horizon_loss + horizon_spike_weight * SpikeTimeLoss()
         stages.append(
             Stage(
                 LevenbergMarquardt(steps=steps, rtol=1e-4),
-                TraceLoss(window=(t_start, end)),
+                horizon_loss,
                 name=f"horizon {int(round(100 * h))}%",
             )
         )
@@ -235,6 +259,10 @@ class FitResult:
     - `identifiable`: name → bool: `False` when the relative standard error exceeds
       50 % or the parameter is almost fully correlated (|ρ| > 0.995) with another.
     - `noise_sigma`: residual standard deviation at the optimum [mV].
+    - `data_noise_sigma`: the recording's noise level estimated from its
+      sample-to-sample scatter ([`fitting.estimate_noise_sigma`][]) [mV]. A
+      residual σ well above it (more than `1.3 σ̂ + 0.1 mV`) adds a warning: the fit
+      probably ended in a local minimum (or the model cannot follow the data).
     - `loss`: the final loss of the last stage (its own normalisation).
     - `rmse`: root-mean-square trace error of the best start [mV].
     - `history`: list of `(stage name, step, best loss over starts)`.
@@ -268,6 +296,7 @@ class FitResult:
     settings: dict[str, Any]
     names: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    data_noise_sigma: float = math.nan
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable summary (what `hhjax fit` writes to `fit.json`)."""
@@ -293,6 +322,7 @@ class FitResult:
             },
             "identifiable": dict(self.identifiable),
             "noise_sigma_mV": num(self.noise_sigma),
+            "data_noise_sigma_mV": num(self.data_noise_sigma),
             "loss": num(self.loss),
             "rmse_mV": num(self.rmse),
             "status": self.status,
@@ -991,6 +1021,20 @@ def _make_result(problem, sdata, space, best_u, best_loss, evals, history, statu
     )
     if uncertainty:
         unc = _uncertainty(problem, sdata, best_u, b)
+    data_sigma = estimate_noise_sigma(sdata.v)
+    fit_sigma = unc["noise_sigma"]
+    if (
+        math.isfinite(fit_sigma)
+        and math.isfinite(data_sigma)
+        and fit_sigma > NOISE_RATIO * data_sigma + NOISE_MARGIN_MV
+    ):
+        unc["warnings"] = list(unc["warnings"]) + [
+            f"The residual σ {fit_sigma:.3g} mV is {fit_sigma / max(data_sigma, 1e-12):.2g}× "
+            f"the recording's noise ({data_sigma:.3g} mV, estimated from its "
+            "sample-to-sample scatter): the fit has probably ended in a local minimum "
+            "(try more starts: `starts=`, `key=`), or the model cannot reproduce the "
+            "data. (For low-pass filtered recordings the noise estimate is too low.)"
+        ]
     return FitResult(
         params=params,
         values=values,
@@ -1011,6 +1055,7 @@ def _make_result(problem, sdata, space, best_u, best_loss, evals, history, statu
         settings=settings,
         names=space.names,
         warnings=tuple(unc["warnings"]),
+        data_noise_sigma=data_sigma,
     )
 
 

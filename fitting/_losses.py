@@ -222,6 +222,26 @@ class _BoundSpikes(AbstractBoundLoss):
         return r.ravel() / self.norm
 
 
+def _distinct_crossings(t: np.ndarray, v: np.ndarray, times: np.ndarray, threshold: float,
+                        hysteresis: float) -> np.ndarray:
+    """Of the upward crossings `times` (NaN padded) of a recorded trace, keep those
+    preceded by a fall to `threshold − hysteresis` since the previous kept one: on
+    a noisy recording the slow repolarisation can cross the threshold upwards again
+    a millisecond after the spike, which is not a spike."""
+    out = np.full_like(times, np.nan)
+    if hysteresis <= 0:
+        return times
+    k = 0
+    last = None  # sample index of the last kept crossing
+    for tc in times[np.isfinite(times)]:
+        i = int(np.searchsorted(t, tc))
+        if last is None or np.min(v[last:i], initial=np.inf) < threshold - hysteresis:
+            out[k] = tc
+            k += 1
+            last = i
+    return out
+
+
 class SpikeTimeLoss(AbstractLoss):
     """Spike-time loss: differences of interpolated spike times, matched in order.
 
@@ -233,9 +253,15 @@ class SpikeTimeLoss(AbstractLoss):
     extra model spike costs 1 plus its distance to the window's end (a gradient that
     pushes it out). The value is normalised by the number of recorded spikes.
 
+    A recorded crossing counts as a new spike only once the recorded voltage has
+    fallen `hysteresis` mV below the threshold since the previous spike (noise on a
+    slow repolarisation otherwise adds crossings that are not spikes, and every
+    later spike is then matched with the wrong one).
+
     **Arguments:** `threshold` [mV] (default 0), `time_scale` [ms] (default 1),
     `voltage_scale` [mV] (default 10), `max_spikes` per sweep (default 30),
-    `window` `(t_start, t_end)` [ms] (default the whole sweep).
+    `window` `(t_start, t_end)` [ms] (default the whole sweep), `hysteresis` [mV]
+    (default 10; 0 counts every crossing).
     """
 
     threshold: float = eqx.field(static=True, default=0.0)
@@ -245,8 +271,11 @@ class SpikeTimeLoss(AbstractLoss):
     window: tuple[float, float] | None = eqx.field(
         static=True, default=None, converter=_to_window
     )
+    hysteresis: float = eqx.field(static=True, default=10.0, converter=float)
 
     def __check_init__(self):
+        if not (self.hysteresis >= 0 and math.isfinite(self.hysteresis)):
+            raise ValueError(f"`hysteresis` must be >= 0 (mV), got {self.hysteresis}.")
         if not self.time_scale > 0 or not self.voltage_scale > 0:
             raise ValueError("`time_scale` (ms) and `voltage_scale` (mV) must be > 0.")
         if int(self.max_spikes) != self.max_spikes or self.max_spikes < 1:
@@ -260,12 +289,16 @@ class SpikeTimeLoss(AbstractLoss):
         total = 0
         for s in range(S):
             v = np.where(inside, data.v[s], np.minimum(data.v[s], self.threshold - 1.0))
+            # all crossings first (spurious ones included), then the distinct spikes
             tm = np.asarray(
                 hhjax.crossing_times(
                     jnp.asarray(data.t), jnp.asarray(v), self.threshold,
-                    max_spikes=self.max_spikes,
+                    max_spikes=4 * self.max_spikes,
                 )
             )
+            tm = _distinct_crossings(
+                np.asarray(data.t), v, tm, self.threshold, self.hysteresis
+            )[: self.max_spikes]
             times.append(tm)
             total += int(np.sum(np.isfinite(tm)))
         return _BoundSpikes(

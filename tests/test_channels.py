@@ -30,7 +30,9 @@ def classic_from_library(**kw):
     return hhjax.Membrane(channels, gates, **kw)
 
 
-@pytest.mark.parametrize("preset", ["squid_axon", "hh1952", "annarchy"])
+@pytest.mark.parametrize(
+    "preset", ["squid_axon", "hh1952", pytest.param("annarchy", marks=pytest.mark.slow)]
+)
 def test_hodgkin_huxley_membrane_matches_hhparams(preset):
     p = getattr(hhjax.HHParams, preset)()
     m = hhjax.Membrane.hodgkin_huxley(p)

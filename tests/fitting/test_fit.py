@@ -96,7 +96,7 @@ def test_default_stages_accepts_numpy_times():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         stages = fitting.default_stages(T[0], T[-1], steps=4)
-    assert stages[1].loss.window == pytest.approx((0.0, 8.0))
+    assert stages[1].loss.losses[0].window == pytest.approx((0.0, 8.0))
 
 
 # ---- (a) parameter recovery ---------------------------------------------------------
@@ -386,7 +386,10 @@ def test_multi_start(recording):
 
 @pytest.mark.parametrize(
     "optimizer",
-    [fitting.LevenbergMarquardt(steps=5), fitting.adam(0.05, steps=5)],
+    [
+        fitting.LevenbergMarquardt(steps=5),
+        pytest.param(fitting.adam(0.05, steps=5), marks=pytest.mark.slow),
+    ],
     ids=["lm", "adam"],
 )
 def test_single_stage(recording, optimizer):
