@@ -1080,7 +1080,7 @@ def reduced_vn_dvdt(
 
 
 def nullclines_vn(
-    params: HHParams,
+    params: HHParams | Membrane,
     v: ArrayLike,
     i_stim: ArrayLike = 0.0,
     *,
@@ -1097,7 +1097,10 @@ def nullclines_vn(
 
     **Arguments:**
 
-    - `params`: an [`hhjax.HHParams`][] (rates, conductances, reversals).
+    - `params`: an [`hhjax.HHParams`][] (rates, conductances, reversals), or any
+      two-variable [`hhjax.Membrane`][] (exactly one kinetic gate, e.g.
+      `Membrane.reduced_hh()` of seed 003): then its own dV/dt and gate x∞ are used
+      (the "n" fields hold that gate).
     - `v`: membrane potentials [mV], any shape.
     - `i_stim`: injected current [µA/cm²].
     - `iterations`: bisection steps (static int).
@@ -1115,11 +1118,20 @@ def nullclines_vn(
     hhjax.plot_phase_plane(hhjax.limit_cycle(hhjax.HHParams(), 10.0), nullclines=nc)
     ```
     """
-    if not isinstance(params, HHParams):
+    if isinstance(params, Membrane):
+        check_membrane_scalar(params)
+        if len(params.kinetic_gates) != 1:
+            raise ValueError(
+                "`nullclines_vn` needs a two-variable membrane (v and one kinetic gate); "
+                f"this one has kinetic gates {params.kinetic_gates}."
+            )
+    elif not isinstance(params, HHParams):
         raise TypeError(
-            f"`params` must be an hhjax.HHParams, got {type(params).__name__}."
+            "`params` must be an hhjax.HHParams or a two-variable hhjax.Membrane, got "
+            f"{type(params).__name__}."
         )
-    check_params_scalar(params)
+    else:
+        check_params_scalar(params)
     _check_scalar("i_stim", i_stim, "µA/cm²")
     iterations = _check_int("iterations", iterations, 1)
     if isinstance(v, (str, bytes)) or v is None:
@@ -1132,8 +1144,20 @@ def nullclines_vn(
         raise ValueError("`v` must be finite (mV).")
     i_stim = jnp.asarray(i_stim, dtype)
 
-    def f(n):
-        return reduced_vn_dvdt(params, v, n, i_stim)
+    if isinstance(params, Membrane):
+        gate = params.kinetic_gates[0]
+
+        def f(n):
+            state = MembraneState(v=v, gates={gate: n})
+            return params.derivatives(state, i_stim).v
+
+        x_inf = params.gate_inf(v)[gate]
+    else:
+
+        def f(n):
+            return reduced_vn_dvdt(params, v, n, i_stim)
+
+        x_inf = params.gate_inf(v)["n"]
 
     zero, one = jnp.zeros_like(v), jnp.ones_like(v)
     f0, f1 = f(zero), f(one)
@@ -1150,5 +1174,5 @@ def nullclines_vn(
     a, b = jax.lax.fori_loop(0, iterations, body, (zero, one))
     n_v = jnp.where(bracketed, 0.5 * (a + b), jnp.full_like(v, jnp.nan))
     return Nullclines(
-        v=v, v_nullcline=n_v, n_nullcline=params.gate_inf(v)["n"], i_stim=i_stim
+        v=v, v_nullcline=n_v, n_nullcline=jnp.broadcast_to(x_inf, v.shape), i_stim=i_stim
     )

@@ -176,3 +176,26 @@ def test_seed004_matches_the_tutorials_loop(seed004_run, k):
     assert (out / f"seed004_neuron_func_{k}.png").stat().st_size > 10_000
     if k in (6, 7):
         assert float(np.max(v)) > 40  # the action-potential models do fire
+
+
+def test_seed003_nullclines_of_the_membrane():
+    """`nullclines_vn` on seed 003's membrane: dV/dt = 0 on the V-nullcline, n = n∞
+    on the other, and they cross at the resting state."""
+    import jax.numpy as jnp
+
+    import hhjax
+
+    m = hhjax.Membrane.reduced_hh()
+    v = jnp.linspace(-80.0, 30.0, 111)
+    nc = hhjax.nullclines_vn(m, v, 0.0)
+    ok = np.isfinite(np.asarray(nc.v_nullcline))
+    assert ok.sum() > 50
+    dv = m.derivatives(hhjax.MembraneState(v=v, gates={"n": jnp.nan_to_num(nc.v_nullcline)}), 0.0).v
+    np.testing.assert_allclose(np.asarray(dv)[ok], 0.0, atol=1e-8)
+    np.testing.assert_allclose(nc.n_nullcline, 1 / (1 + np.exp((-45.0 - np.asarray(v)) / 15.0)), rtol=1e-12)
+    rest = hhjax.resting_state(m)
+    at_rest = hhjax.nullclines_vn(m, jnp.array([rest.v]), 0.0)
+    np.testing.assert_allclose(at_rest.v_nullcline, rest["n"], atol=1e-9)
+    np.testing.assert_allclose(at_rest.n_nullcline, rest["n"], atol=1e-12)
+    with pytest.raises(ValueError, match="two-variable"):
+        hhjax.nullclines_vn(hhjax.Membrane.hodgkin_huxley(), v)
