@@ -1,5 +1,6 @@
 """Recorded current-clamp sweeps: voltage traces [mV] with the injected current, on a
-common time axis [ms], loaded from and saved to `.npz`/`.csv` files.
+common time axis [ms], loaded from `.abf`/`.nwb` (optional readers, `_io_abf.py`,
+`_io_nwb.py`) and `.npz`/`.csv` files, saved to `.npz`/`.csv`.
 
 A [`hhjax.Recording`][] is host data (NumPy float64 arrays); it hands the current to
 the simulator as an hhjax stimulus batched over sweeps (leading axis = sweep), in
@@ -672,6 +673,142 @@ class Recording(eqx.Module):
             )
         return self._replace(None, keep)
 
+    # ---- resampling and corrections -----------------------------------------------
+
+    def _rebuilt(
+        self,
+        t_ms: np.ndarray,
+        v_mV: np.ndarray,
+        i_samples: np.ndarray | None,
+        meta: dict,
+    ) -> Recording:
+        kw: dict[str, Any]
+        if self.current_unit is None:
+            kw = {"stimulus": self.batched_stimulus}
+        else:
+            kw = {"i_" + self.current_unit: i_samples}
+        return Recording(
+            t_ms,
+            v_mV,
+            area_cm2=self.area_cm2,
+            capacitance_pF=self.capacitance_pF,
+            c_m=self.c_m,
+            meta=meta,
+            name=self.name,
+            **kw,
+        )
+
+    def resample(
+        self, dt_ms: float, method: Literal["mean", "linear"] = "mean"
+    ) -> Recording:
+        """A new Recording sampled every `dt_ms` [ms].
+
+        - `method="mean"` (default; decimation with anti-alias averaging): needs a
+          uniform recording and `dt_ms` an integer multiple `k` of its sampling
+          interval. Every output sample is the mean of `k` consecutive input samples
+          (non-overlapping blocks from the first sample; an incomplete last block is
+          dropped), stamped at the mean of their times, i.e. the block centre
+          `t0 + (j·k + (k − 1)/2)·dt`: a boxcar low-pass with no time shift. The
+          current is averaged the same way, so the injected charge is kept: a
+          step edge inside a block gives that one sample an intermediate value.
+          Spike peaks are flattened by the averaging (a 1 ms AP sampled every 0.5 ms
+          loses much of its height), as any anti-alias filter would.
+        - `method="linear"`: linear interpolation of voltage and current onto the
+          grid `t0, t0 + dt_ms, ...` (up to `t_end`); any `dt_ms` > 0 (up- or
+          down-sampling), uniform or not; no anti-alias filtering, so downsampling
+          can miss AP peaks and aliases noise.
+
+        A recording built from `stimulus=` keeps its stimulus (defined in continuous
+        time). The step is recorded in `meta["resampled"]` (a list, one entry per
+        call).
+
+        **Raises:** `ValueError` for `dt_ms` not finite and > 0, an unknown
+        `method`, `"mean"` on a non-uniform recording or with `dt_ms` not an integer
+        multiple of `dt`, or a result with fewer than 2 samples.
+        """
+        if isinstance(dt_ms, (bool, str, bytes)) or dt_ms is None:
+            raise TypeError(f"`dt_ms` must be a number in ms, got {dt_ms!r}.")
+        dt_new = float(dt_ms)
+        if not (math.isfinite(dt_new) and dt_new > 0):
+            raise ValueError(f"`dt_ms` must be a finite step > 0 ms, got {dt_ms!r}.")
+        if method not in ("mean", "linear"):
+            raise ValueError(
+                f"`method` must be 'mean' (block averaging) or 'linear' "
+                f"(interpolation), got {method!r}."
+            )
+        t, v, i = self.t_ms, self.v_mV, self.i_samples
+        if method == "mean":
+            if not self.uniform:
+                raise ValueError(
+                    "`resample(method='mean')` needs uniformly sampled data; this "
+                    "recording's sample spacing varies (use method='linear')."
+                )
+            ratio = dt_new / self.dt
+            k = int(round(ratio))
+            if k < 1 or abs(ratio - k) > 1e-6 * max(ratio, 1.0):
+                raise ValueError(
+                    f"`resample(method='mean')` needs `dt_ms` to be an integer "
+                    f"multiple of the sampling interval {self.dt:g} ms; got "
+                    f"{dt_new:g} ms ({ratio:g} samples). Use method='linear' for "
+                    "other steps."
+                )
+            n_out = self.n_samples // k
+            if n_out < 2:
+                raise ValueError(
+                    f"resampling {self.n_samples} samples to blocks of {k} leaves "
+                    f"{n_out} sample(s); a Recording needs at least 2."
+                )
+            m = n_out * k
+
+            def blocks(x):
+                return x[..., :m].reshape(*x.shape[:-1], n_out, k).mean(axis=-1)
+
+            t_new, v_new = blocks(t), blocks(v)
+            i_new = None if i is None else blocks(i)
+        else:
+            n_out = int(math.floor((self.t_end - self.t0) / dt_new * (1 + 1e-12))) + 1
+            if n_out < 2:
+                raise ValueError(
+                    f"a step of {dt_new:g} ms leaves {n_out} sample(s) in the "
+                    f"recording's {self.duration:g} ms; a Recording needs at least 2."
+                )
+            t_new = self.t0 + dt_new * np.arange(n_out)
+            t_new[-1] = min(t_new[-1], self.t_end)
+
+            def interp(x):
+                return np.stack([np.interp(t_new, t, row) for row in x])
+
+            v_new = interp(v)
+            i_new = None if i is None else interp(i)
+        meta = self.meta
+        meta.setdefault("resampled", []).append(
+            {"dt_ms": dt_new, "method": method, "from_dt_ms": self.dt}
+        )
+        return self._rebuilt(t_new, v_new, i_new, meta)
+
+    def correct_ljp(self, ljp_mV: float) -> Recording:
+        """A new Recording with the liquid-junction potential removed:
+        `v_corrected = v_recorded − ljp_mV` [mV].
+
+        Sign convention (Neher 1992; the one of BluePyEfe's `ljp`): `ljp_mV` is the
+        junction potential of the pipette solution relative to the bath, positive
+        for the usual K-gluconate internals (about +10 to +16 mV), so the true
+        membrane potential is *more negative* than the recorded one. E.g. the
+        BluePyEfe B6 recordings use `ljp_mV=14`: a recorded −60 mV becomes −74 mV.
+        The running total is kept in `meta["ljp_corrected_mV"]` (two corrections of
+        7 mV add up to 14).
+
+        **Raises:** `TypeError`/`ValueError` for a value that is not a finite number.
+        """
+        if isinstance(ljp_mV, (bool, str, bytes)) or ljp_mV is None:
+            raise TypeError(f"`ljp_mV` must be a number in mV, got {ljp_mV!r}.")
+        ljp = float(np.asarray(ljp_mV).reshape(()))
+        if not math.isfinite(ljp):
+            raise ValueError(f"`ljp_mV` must be finite (mV), got {ljp_mV!r}.")
+        meta = self.meta
+        meta["ljp_corrected_mV"] = float(meta.get("ljp_corrected_mV", 0.0)) + ljp
+        return self._rebuilt(self.t_ms, self.v_mV - ljp, self.i_samples, meta)
+
     # ---- saving -------------------------------------------------------------------
 
     def _current_for_saving(self) -> tuple[str, np.ndarray]:
@@ -972,7 +1109,7 @@ def _read_csv(path: pathlib.Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
     return found, scalars
 
 
-def load_recording(
+def _load_table(
     path: str | os.PathLike,
     *,
     sweeps: Sequence[int] | None = None,
@@ -980,52 +1117,9 @@ def load_recording(
     capacitance_pF: float | None = None,
     c_m: float | None = None,
 ) -> Recording:
-    """Load a [`hhjax.Recording`][] from an `.npz` or `.csv` file.
-
-    - `.npz` (read with `allow_pickle=False`): keys `t_ms` `(T,)`, `v_mV` `(S, T)` or
-      `(T,)`, and one of `i_pA` / `i_uA_per_cm2`; optional scalars `area_cm2`,
-      `capacitance_pF`, `c_m`, `name`, and `meta` (a JSON string; text that is not
-      JSON is kept as `{"meta": text}`). Other keys are ignored (listed in
-      `meta["ignored_keys"]`).
-    - `.csv`: the [`hhjax.Recording.save_csv`][] layout: optional `# key: json`
-      comment lines, a header naming the columns `t_ms`, `v_mV_k` (or one `v_mV`),
-      `i_pA_k`/`i_uA_per_cm2_k` (or one `i_pA`/`i_uA_per_cm2`).
-
-    The recording's `name` is the file's `name`, else the file's stem.
-    Keys/columns `t_s` [s], `v_V` [V] and `i_nA` [nA] are accepted and converted to
-    ms, mV and pA (×1e3 each); the conversion is noted in `meta["converted"]`.
-
-    **Arguments:**
-
-    - `path`: the file.
-    - `sweeps`: sweep indices to keep (see [`hhjax.Recording.select`][]).
-    - `area_cm2` [cm²], `capacitance_pF` [pF], `c_m` [µF/cm²]: override the file's
-      values (given either of the first two, the file's area and capacitance are
-      both ignored).
-
-    **Raises:** `FileNotFoundError` naming the path; `ValueError` for an unsupported
-    suffix (naming the supported formats), a corrupt or truncated file, missing keys
-    or columns (listing those found and those expected), time/voltage/current in a
-    unit that is not accepted (e.g. `t`, `v`, `i`, `v_uV`), or invalid data (as
-    [`hhjax.Recording`][]).
-
-    **Example:**
-
-    ```python
-    rec = hhjax.load_recording("cell.npz", sweeps=[0, 3], capacitance_pF=25.0)
-    ```
-    """
+    """Load an `.npz` or `.csv` recording (see `load_recording`)."""
     p = pathlib.Path(path)
     suffix = p.suffix.lower()
-    if suffix not in (".npz", ".csv"):
-        raise ValueError(
-            f"unsupported recording format {p.suffix or '(no suffix)'!r} for "
-            f"{str(p)!r}: supported formats are '.npz' and '.csv' (ABF and NWB loaders "
-            "are planned; until then convert, e.g. with pyabf, to an .npz with keys "
-            "t_ms, v_mV, i_pA)."
-        )
-    if not p.is_file():
-        raise FileNotFoundError(f"no recording file at {str(p)!r}.")
     source = f"{str(p)!r}"
     if suffix == ".npz":
         found, file_scalars = _read_npz(p)
@@ -1065,4 +1159,174 @@ def load_recording(
     )
     if sweeps is not None:
         rec = rec.select(sweeps)
+    return rec
+
+
+#: Loaders by file suffix (lower case).
+SUPPORTED_SUFFIXES = (".abf", ".nwb", ".npz", ".csv")
+
+
+def load_recording(
+    path: str | os.PathLike,
+    *,
+    sweeps: Any = None,
+    window_ms: tuple[float | None, float | None] | None = None,
+    resample_dt_ms: float | None = None,
+    resample_method: Literal["mean", "linear"] = "mean",
+    ljp_mV: float | None = None,
+    channel: int | str | None = None,
+    current_channel: int | str | None = None,
+    area_cm2: float | None = None,
+    capacitance_pF: float | None = None,
+    c_m: float | None = None,
+) -> Recording:
+    """Load a [`hhjax.Recording`][] from an `.abf`, `.nwb`, `.npz` or `.csv` file.
+
+    The format follows the suffix (case-insensitive):
+
+    - `.abf` (Axon Binary Format, via pyabf): see [`hhjax.load_abf`][]. Voltage
+      sweeps in mV, the injected current rebuilt from the file's own command
+      waveform (epoch table) in pA.
+    - `.nwb` (Neurodata Without Borders, via pynwb): see [`hhjax.load_nwb`][].
+      `CurrentClampSeries` and their `CurrentClampStimulusSeries`, converted from
+      SI (V, A, s) to mV, pA, ms.
+    - `.npz` (read with `allow_pickle=False`): keys `t_ms` `(T,)`, `v_mV` `(S, T)`
+      or `(T,)`, and one of `i_pA` / `i_uA_per_cm2`; optional scalars `area_cm2`,
+      `capacitance_pF`, `c_m`, `name`, and `meta` (a JSON string; text that is not
+      JSON is kept as `{"meta": text}`). Other keys are ignored (listed in
+      `meta["ignored_keys"]`). Keys `t_s` [s], `v_V` [V] and `i_nA` [nA] are
+      accepted and converted to ms, mV and pA (×1e3 each; noted in
+      `meta["converted"]`).
+    - `.csv`: the [`hhjax.Recording.save_csv`][] layout: optional `# key: json`
+      comment lines, a header naming the columns `t_ms`, `v_mV_k` (or one `v_mV`),
+      `i_pA_k`/`i_uA_per_cm2_k` (or one `i_pA`/`i_uA_per_cm2`); `t_s`, `v_V`,
+      `i_nA` columns are converted as for `.npz`.
+
+    The options are applied in this order: sweep selection, window, resampling,
+    liquid-junction correction.
+
+    **Arguments:**
+
+    - `path`: the file.
+    - `sweeps`: which sweeps to keep, in that order: indices (an int, a list/array
+      of ints, negative counting from the end, or a boolean mask); for `.nwb` also
+      series names (see [`hhjax.load_nwb`][]). Default: all.
+    - `window_ms`: `(t_start, t_end)` [ms] keeps the samples with
+      `t_start <= t <= t_end` (`None` for an open end), as
+      [`hhjax.Recording.window`][]; sweep times start at 0 for ABF and NWB files.
+    - `resample_dt_ms`: resample to this step [ms] with `resample_method`:
+      `"mean"` (default; block averaging, an anti-alias boxcar, needs an integer
+      multiple of the sampling interval) or `"linear"` (interpolation, any step);
+      see [`hhjax.Recording.resample`][].
+    - `ljp_mV`: liquid-junction potential [mV] to remove:
+      `v_corrected = v_recorded − ljp_mV` (positive for the usual K-gluconate
+      internals: the membrane is more negative than recorded); see
+      [`hhjax.Recording.correct_ljp`][]. Default: no correction (files are never
+      corrected implicitly, even when their metadata names a junction potential).
+    - `channel`: `.abf`: the ADC channel holding the voltage (index or name; default
+      0); `.nwb`: the electrode (index or name; needed only when the file has
+      several). Not used by `.npz`/`.csv`.
+    - `current_channel`: `.abf` only: an ADC channel that *recorded* the injected
+      current (index or name), used instead of the command waveform.
+    - `area_cm2` [cm²], `capacitance_pF` [pF], `c_m` [µF/cm²]: the membrane area
+      for converting pA to µA/cm² (override the file's values; given either of the
+      first two, the file's area and capacitance are both ignored).
+
+    The recording's `name` is the file's `name` (`.npz`/`.csv`), the ABF id, or the
+    file's stem.
+
+    **Raises:** `FileNotFoundError` naming the path; `ImportError` naming
+    `pip install "hhjax[io]"` when pyabf/pynwb are missing; `ValueError` for an
+    unsupported suffix (naming the supported formats), a corrupt or truncated file,
+    missing keys/columns/channels/series (listing those found and those expected),
+    quantities in units hhjax does not convert (naming the unit), options that do
+    not apply to the format, or invalid data (as [`hhjax.Recording`][]);
+    `IndexError` for a sweep index out of range.
+
+    **Example:**
+
+    ```python
+    rec = hhjax.load_recording("cell.abf", sweeps=range(6, 17), window_ms=(100, 700),
+                               resample_dt_ms=0.1, ljp_mV=14.0, capacitance_pF=90)
+    ```
+    """
+    p = pathlib.Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ValueError(
+            f"unsupported recording format {p.suffix or '(no suffix)'!r} for "
+            f"{str(p)!r}: supported formats are '.abf', '.nwb', '.npz' and '.csv' "
+            "(ABF and NWB need the optional readers: pip install \"hhjax[io]\")."
+        )
+    if not p.is_file():
+        raise FileNotFoundError(f"no recording file at {str(p)!r}.")
+    if isinstance(sweeps, range):
+        sweeps = list(sweeps)
+    if suffix == ".abf":
+        from ._io_abf import load_abf
+
+        rec = load_abf(
+            p,
+            sweeps=sweeps,
+            channel=0 if channel is None else channel,
+            current_channel=current_channel,
+            area_cm2=area_cm2,
+            capacitance_pF=capacitance_pF,
+            c_m=1.0 if c_m is None else c_m,
+        )
+    elif suffix == ".nwb":
+        if current_channel is not None:
+            raise ValueError(
+                "`current_channel` applies to .abf files only; an .nwb file pairs "
+                "each response with its stimulus series."
+            )
+        from ._io_nwb import load_nwb
+
+        rec = load_nwb(
+            p,
+            sweeps=sweeps,
+            electrode=channel,
+            area_cm2=area_cm2,
+            capacitance_pF=capacitance_pF,
+            c_m=1.0 if c_m is None else c_m,
+        )
+    else:
+        if channel is not None or current_channel is not None:
+            raise ValueError(
+                f"`channel`/`current_channel` apply to .abf and .nwb files; a "
+                f"{suffix} recording has one voltage and one current per sweep."
+            )
+        rec = _load_table(
+            p, sweeps=sweeps, area_cm2=area_cm2, capacitance_pF=capacitance_pF, c_m=c_m
+        )
+    return _postprocess(
+        rec,
+        window_ms=window_ms,
+        resample_dt_ms=resample_dt_ms,
+        resample_method=resample_method,
+        ljp_mV=ljp_mV,
+    )
+
+
+def _postprocess(
+    rec: Recording,
+    *,
+    window_ms: tuple[float | None, float | None] | None = None,
+    resample_dt_ms: float | None = None,
+    resample_method: Literal["mean", "linear"] = "mean",
+    ljp_mV: float | None = None,
+) -> Recording:
+    """Window, resample and LJP-correct a recording (in that order; `None` skips)."""
+    if window_ms is not None:
+        try:
+            t_start, t_end = window_ms
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"`window_ms` must be a pair (t_start, t_end) in ms, got {window_ms!r}."
+            ) from None
+        rec = rec.window(t_start, t_end)
+    if resample_dt_ms is not None:
+        rec = rec.resample(resample_dt_ms, resample_method)
+    if ljp_mV is not None:
+        rec = rec.correct_ljp(ljp_mV)
     return rec

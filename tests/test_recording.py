@@ -591,8 +591,8 @@ def test_load_non_json_meta_and_extra_keys(tmp_path):
 
 
 def test_load_unknown_suffix_and_missing_file(tmp_path):
-    with pytest.raises(ValueError, match=r"'\.abf'.*'\.npz' and '\.csv'.*ABF and NWB"):
-        hhjax.load_recording(tmp_path / "cell.abf")
+    with pytest.raises(ValueError, match=r"'\.h5'.*'\.abf', '\.nwb', '\.npz' and '\.csv'.*hhjax\[io\]"):
+        hhjax.load_recording(tmp_path / "cell.h5")
     missing = tmp_path / "nope.npz"
     with pytest.raises(FileNotFoundError, match="nope.npz"):
         hhjax.load_recording(missing)
