@@ -1,0 +1,185 @@
+"""Comparing a predicted trace with a recorded one: spike-train coincidence (Γ),
+spike-count and latency errors, sub-threshold RMSE.
+
+These are the held-out validation metrics of model fitting (Jolivet et al. 2008,
+"A benchmark test for a quantitative assessment of simple neuron models",
+J Neurosci Methods 169:417). They work on spike times [ms] (NaN-padded arrays, as
+[`hhjax.spike_times`][] / [`hhjax.crossing_times`][] return) and on traces [mV];
+NumPy in, Python floats out (they are reporting tools, not losses).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from jaxtyping import ArrayLike
+
+from ._spikes import crossing_times
+
+
+def _spikes(x: ArrayLike, name: str) -> np.ndarray:
+    a = np.asarray(x, dtype=float).ravel()
+    a = a[np.isfinite(a)]
+    if a.size > 1 and np.any(np.diff(a) < 0):
+        raise ValueError(f"`{name}` must be spike times [ms] in increasing order.")
+    return a
+
+
+def coincidence_factor(
+    spikes_data: ArrayLike,
+    spikes_model: ArrayLike,
+    duration: float,
+    *,
+    delta: float = 4.0,
+) -> float:
+    r"""Coincidence factor Γ of two spike trains (Kistler et al. 1997; Jolivet et al.
+    2008), with precision `delta` [ms] (default ±4 ms).
+
+    $$\Gamma = \frac{N_\mathrm{coinc} - \langle N_\mathrm{coinc}\rangle}
+      {\tfrac12 (N_\mathrm{data} + N_\mathrm{model})}\,
+      \frac{1}{1 - 2\nu\Delta},\qquad \langle N_\mathrm{coinc}\rangle = 2\nu\Delta N_\mathrm{data},$$
+
+    where ν = N_model / `duration` is the model's rate and N_coinc counts data spikes
+    with a model spike within ±`delta` (each model spike matched at most once). Γ = 1
+    for identical trains, ≈ 0 for a Poisson train of the same rate, and can be
+    negative.
+
+    **Arguments:** `spikes_data`, `spikes_model`: spike times [ms] (NaN padding
+    ignored); `duration`: length of the compared window [ms] (> 0); `delta` [ms] > 0.
+
+    **Returns:** Γ (float). With no spikes in either train Γ is undefined (NaN);
+    with exactly one empty train Γ = 0; NaN also when `2 ν delta >= 1` (the model
+    fires so fast that chance coincidences saturate).
+
+    **Raises:** `ValueError` for `duration`/`delta` ≤ 0 or unsorted spike times.
+    """
+    if not (duration > 0 and math.isfinite(duration)):
+        raise ValueError(f"`duration` must be > 0 ms, got {duration!r}.")
+    if not (delta > 0 and math.isfinite(delta)):
+        raise ValueError(f"`delta` must be > 0 ms, got {delta!r}.")
+    d = _spikes(spikes_data, "spikes_data")
+    m = _spikes(spikes_model, "spikes_model")
+    if d.size == 0 and m.size == 0:
+        return math.nan
+    if d.size == 0 or m.size == 0:
+        return 0.0
+    # greedy matching in time order (each model spike used once)
+    used = np.zeros(m.size, bool)
+    n_coinc = 0
+    for t in d:
+        idx = np.nonzero(~used & (np.abs(m - t) <= delta))[0]
+        if idx.size:
+            used[idx[np.argmin(np.abs(m[idx] - t))]] = True
+            n_coinc += 1
+    nu = m.size / duration
+    expected = 2 * nu * delta * d.size
+    norm = 1 - 2 * nu * delta
+    if norm <= 0:
+        return math.nan  # the model fires so fast that chance coincidence saturates
+    return float((n_coinc - expected) / (0.5 * (d.size + m.size)) / norm)
+
+
+def spike_count_error(spikes_data: ArrayLike, spikes_model: ArrayLike) -> float:
+    """Relative spike-count error `|N_model − N_data| / N_data` (NaN if the data have
+    no spikes and the model has some; 0 if neither has any)."""
+    nd = _spikes(spikes_data, "spikes_data").size
+    nm = _spikes(spikes_model, "spikes_model").size
+    if nd == 0:
+        return 0.0 if nm == 0 else math.nan
+    return abs(nm - nd) / nd
+
+
+def first_spike_latency_error(
+    spikes_data: ArrayLike, spikes_model: ArrayLike, t_onset: float = 0.0
+) -> float:
+    """`(first model spike − first data spike)` [ms] (signed; latencies measured from
+    `t_onset` [ms], which cancels); NaN when either train is empty."""
+    d = _spikes(spikes_data, "spikes_data")
+    m = _spikes(spikes_model, "spikes_model")
+    if d.size == 0 or m.size == 0:
+        return math.nan
+    return float((m[0] - t_onset) - (d[0] - t_onset))
+
+
+def subthreshold_rmse(
+    t: ArrayLike,
+    v_data: ArrayLike,
+    v_model: ArrayLike,
+    *,
+    threshold: float = -20.0,
+    exclude_ms: tuple[float, float] = (2.0, 10.0),
+    window: tuple[float, float] | None = None,
+) -> float:
+    """RMSE [mV] between two traces on the samples away from any spike of either.
+
+    Samples within `exclude_ms = (before, after)` [ms] of an upward crossing of
+    `threshold` [mV] in the data *or* the model are left out (the action potential
+    and its after-hyperpolarisation), as are samples outside `window` [ms].
+    NaN when nothing is left.
+    """
+    t = np.asarray(t, float)
+    vd = np.asarray(v_data, float)
+    vm = np.asarray(v_model, float)
+    if not (t.ndim == 1 and vd.shape == t.shape and vm.shape == t.shape):
+        raise ValueError(
+            f"`t`, `v_data`, `v_model` must be 1-D of one length, got {t.shape}, "
+            f"{vd.shape}, {vm.shape}."
+        )
+    keep = np.isfinite(vd) & np.isfinite(vm)
+    if window is not None:
+        keep &= (t >= window[0]) & (t <= window[1])
+    before, after = exclude_ms
+    for v in (vd, vm):
+        up = np.nonzero((v[1:] >= threshold) & (v[:-1] < threshold))[0]
+        for i in up:
+            tc = t[i + 1]
+            keep &= ~((t >= tc - before) & (t <= tc + after))
+    if not keep.any():
+        return math.nan
+    return float(np.sqrt(np.mean((vd[keep] - vm[keep]) ** 2)))
+
+
+def validation_metrics(
+    t: ArrayLike,
+    v_data: ArrayLike,
+    v_model: ArrayLike,
+    *,
+    threshold: float = 0.0,
+    delta: float = 4.0,
+    window: tuple[float, float] | None = None,
+    t_onset: float | None = None,
+    max_spikes: int = 1000,
+) -> dict[str, Any]:
+    """Held-out metrics of one sweep: predicted vs recorded trace.
+
+    **Arguments:** `t` [ms], `v_data`, `v_model` [mV] (1-D, same length);
+    `threshold` [mV] for spikes (upward crossings); `delta` [ms] for Γ; `window`
+    [ms] (default the whole sweep); `t_onset` [ms] (stimulus onset, for latencies;
+    default the window start); `max_spikes` per trace.
+
+    **Returns:** dict with `n_spikes_data`, `n_spikes_model`,
+    `spike_count_error` (relative), `first_spike_latency_error_ms` (signed),
+    `subthreshold_rmse_mV`, `gamma` (Γ with ±`delta` ms), `window_ms`.
+    """
+    t = np.asarray(t, float)
+    lo, hi = (float(t[0]), float(t[-1])) if window is None else map(float, window)
+    sel = (t >= lo) & (t <= hi)
+    ts, vd, vm = t[sel], np.asarray(v_data, float)[sel], np.asarray(v_model, float)[sel]
+
+    def spikes(v):
+        s = np.asarray(crossing_times(ts, v, threshold, max_spikes=max_spikes))
+        return s[np.isfinite(s)]
+
+    sd, sm = spikes(vd), spikes(vm)
+    onset = lo if t_onset is None else float(t_onset)
+    return {
+        "n_spikes_data": int(sd.size),
+        "n_spikes_model": int(sm.size),
+        "spike_count_error": spike_count_error(sd, sm),
+        "first_spike_latency_error_ms": first_spike_latency_error(sd, sm, onset),
+        "subthreshold_rmse_mV": subthreshold_rmse(ts, vd, vm),
+        "gamma": coincidence_factor(sd, sm, hi - lo, delta=delta),
+        "window_ms": [lo, hi],
+    }
