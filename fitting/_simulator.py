@@ -27,7 +27,8 @@ class AbstractSimulator(eqx.Module):
 
 
 class HHSimulator(AbstractSimulator):
-    """Simulates an [`hhjax.HHParams`][] neuron with [`hhjax.simulate`][].
+    """Simulates an [`hhjax.HHParams`][] or [`hhjax.Membrane`][] neuron with
+    [`hhjax.simulate`][].
 
     Each sweep starts at the resting state under the holding current (the stimulus
     at the first sample time), found by root finding; if that fails (no equilibrium
@@ -73,10 +74,10 @@ class HHSimulator(AbstractSimulator):
         return None
 
     def __call__(self, params, stimulus, ts, t_span, adjoint):
-        if not isinstance(params, hhjax.HHParams):
+        if not isinstance(params, (hhjax.HHParams, hhjax.Membrane)):
             raise TypeError(
-                "HHSimulator simulates hhjax.HHParams models; pass your own "
-                f"`simulator=` for {type(params).__name__}."
+                "HHSimulator simulates hhjax.HHParams and hhjax.Membrane models; pass "
+                f"your own `simulator=` for {type(params).__name__}."
             )
         t0, t_end = t_span
         i_hold = stimulus(ts[0]) if stimulus is not None else jnp.zeros_like(ts[0])
