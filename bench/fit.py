@@ -5,8 +5,10 @@ Five 100 ms sweeps of step currents (2, 5, 8, 11, 15 µA/cm², 10–90 ms), samp
 (`fitting.perturbed_params(seed)`); fit g_na, g_k, g_leak, e_na, e_k, e_leak from
 `hhjax.HHParams()`:
 
-- `hhjax-default`: `fitting.fit` with its default strategy (teacher-forced init,
-  growing-horizon Levenberg–Marquardt, full traces, tight-solver refinement);
+- `hhjax-default`: `fitting.fit` with its default strategy (reweighted
+  teacher-forced init, spike times, growing-horizon Levenberg–Marquardt with the
+  whole-sweep spike-time loss, full traces, tight-solver refinement; a retry from
+  other starts when the residual σ ends above the recording's noise estimate);
 - `adam-trace-mse` (the peer, same run): plain optax Adam on the trace MSE with the
   same bounded (sigmoid) parameterisation, from the defaults.
 

@@ -348,3 +348,25 @@ def test_weighted_sum_errors():
         fitting.TraceLoss() * fitting.TraceLoss()
     with pytest.raises(ValueError):
         float("nan") * fitting.TraceLoss()
+
+
+def test_data_spikes_use_hysteresis():
+    # a spike, then noise on the slow repolarisation re-crossing the threshold 1 ms
+    # later (not a spike), then a second spike after a full repolarisation
+    t = np.arange(0.0, 40.0, 0.025)
+    v = np.full_like(t, -65.0)
+    for t0 in (10.0, 25.0):
+        up = (t >= t0) & (t < t0 + 0.5)
+        v[up] = -65.0 + 100.0 * (t[up] - t0) / 0.5
+        down = (t >= t0 + 0.5) & (t < t0 + 5.0)
+        v[down] = 35.0 - 100.0 * (t[down] - t0 - 0.5) / 4.5
+    # a wiggle around 0 mV on the first repolarisation
+    k = np.nonzero((t > 11.0) & (v < 0.0))[0][0]
+    v[k + 1] = 1.0  # below 0 at k, above at k + 1: an upward crossing
+    data = fitting.SweepData(t=t, v=v[None, :], i=np.zeros((1, t.size)))
+    times = np.asarray(fitting.SpikeTimeLoss().bind(data).data_times)[0]
+    np.testing.assert_allclose(times[np.isfinite(times)], [10.325, 25.325], atol=1e-9)
+    raw = np.asarray(fitting.SpikeTimeLoss(hysteresis=0.0).bind(data).data_times)[0]
+    assert np.sum(np.isfinite(raw)) == 3
+    with pytest.raises(ValueError, match="hysteresis"):
+        fitting.SpikeTimeLoss(hysteresis=-1.0)
