@@ -531,6 +531,7 @@ def test_fi_curve_default_protocol_matches_radau(classic):
     np.testing.assert_allclose(got, ref, atol=1.0)
 
 
+@pytest.mark.slow  # default-suite time (CI budget ~10 min)
 def test_analysis_accepts_a_composed_membrane():
     """The classic HH built from channels gives the same Hopf point and stability as
     HHParams (the analysis is model-generic; the rheobase check is a slow test)."""

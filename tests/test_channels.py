@@ -215,6 +215,7 @@ def test_reduced_model_matches_scipy_and_has_state_v_n():
 # --- differentiability, batching, dtype -----------------------------------------------
 
 
+@pytest.mark.slow  # default-suite time (CI budget ~10 min)
 def test_gradient_through_simulate_matches_finite_differences():
     mem = seed004_func6_membrane()
     stim = hhjax.StepCurrent(30.0, 2.0, 12.0)

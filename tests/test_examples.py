@@ -68,6 +68,7 @@ def test_cli_demo_quick(tmp_path, capsys):
     assert (tmp_path / "fit.png").stat().st_size > 20_000
 
 
+@pytest.mark.slow  # default-suite time (CI budget ~10 min)
 def test_cli_fit_roundtrip(tmp_path, capsys):
     """`hhjax fit DATA.npz` on a saved synthetic recording writes fit.json/fit.png."""
     import fitting

@@ -80,6 +80,7 @@ def test_grad_default_solver_matches_finite_differences(target):
         assert err < 1e-4, (name, ad, fd[name], err)
 
 
+@pytest.mark.slow  # default-suite time (CI budget ~10 min)
 def test_adjoints_agree(target):
     """RecursiveCheckpointAdjoint (reverse), DirectAdjoint (reverse) and ForwardMode
     (jacfwd) give the same gradient."""

@@ -2,12 +2,14 @@
 dotted parameter names: conductances and a reversal recovered from a noisy trace."""
 
 import numpy as np
+import pytest
 
 import fitting
 import hhjax
 from fitting._transforms import get_parameter, set_parameters
 
 
+@pytest.mark.slow  # default-suite time (CI budget ~10 min)
 def test_fit_pospischil_membrane_by_dotted_names():
     m0 = hhjax.pospischil("RS")
     names = ("channels.kd.g", "channels.leak.g", "channels.leak.e")
