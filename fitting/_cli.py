@@ -131,12 +131,14 @@ def _fit_cmd(args, parser) -> int:
 
     path = pathlib.Path(args.data)
     if not path.exists():
-        parser.error(f"recording {path} does not exist (give an .npz or .csv file)")
+        parser.error(f"recording {path} does not exist (give an .abf, .nwb, .npz or .csv file)")
     try:
         rec = hhjax.load_recording(
             path, area_cm2=args.area_cm2, capacitance_pF=args.capacitance_pF
         )
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, ImportError) as e:
+        # ImportError: the ABF/NWB readers are an optional extra; its message names
+        # `pip install "hhjax[io]"`
         parser.error(f"could not load {path}: {e}")
     if args.sweeps:
         try:

@@ -94,3 +94,20 @@ def test_cli_fit_roundtrip(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli_main(["fit", str(tmp_path / "missing.npz"), "--out", str(out)])
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_fit_names_the_missing_io_extra(tmp_path, capsys, monkeypatch):
+    """A reader that needs the optional `io` extra fails with a one-line usage error
+    naming the fix, not a traceback."""
+    import hhjax
+
+    def missing(*args, **kwargs):
+        raise ImportError('reading .abf files needs pyabf: pip install "hhjax[io]"')
+
+    monkeypatch.setattr(hhjax, "load_recording", missing)
+    data = tmp_path / "cell.abf"
+    data.write_bytes(b"ABF2")
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["fit", str(data), "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    assert 'pip install "hhjax[io]"' in capsys.readouterr().err
