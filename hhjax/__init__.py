@@ -19,6 +19,7 @@ from ._analysis import repetitive_firing_threshold as repetitive_firing_threshol
 from ._analysis import rheobase as rheobase
 from ._analysis import stability as stability
 from ._channels import AbstractGate as AbstractGate
+from ._channels import AbstractRateGate as AbstractRateGate
 from ._channels import Bell as Bell
 from ._channels import Channel as Channel
 from ._channels import Constant as Constant

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from ._channels import Membrane, MembraneState, check_membrane_scalar
+from ._channels import Membrane, MembraneState, check_membrane_scalar, check_model
 from ._model import HHState, jacobian_at, model_derivatives, resting_state
 from ._params import HHParams, check_params_scalar, is_concrete
 from ._simulate import SimulationError, simulate
@@ -51,15 +51,7 @@ _PROBE_DT = 0.025
 
 
 def _check_params(params: Any) -> None:
-    if isinstance(params, Membrane):
-        check_membrane_scalar(params)
-        return
-    if not isinstance(params, HHParams):
-        raise TypeError(
-            "`params` must be an hhjax.HHParams or hhjax.Membrane, got "
-            f"{type(params).__name__}."
-        )
-    check_params_scalar(params)
+    check_model(params)
 
 
 def _check_scalar(name: str, value: Any, unit: str, *, positive: bool = False) -> None:

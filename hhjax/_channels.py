@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from ._params import HHParams, check_value, float_dtype, is_concrete
+from ._params import HHParams, check_params_scalar, check_value, float_dtype, is_concrete
 from ._rates import exprel_inv
 
 # Guards of the membrane current (as in `hh_derivatives`): the driving force uses v
@@ -236,7 +236,29 @@ class AbstractGate(eqx.Module):
         return (self.inf(v) - x) / self.tau(v)
 
 
-class RateGate(AbstractGate):
+class AbstractRateGate(AbstractGate):
+    """A kinetic gate given by opening/closing rates `rates(v) -> (α, β)` [1/ms]:
+    `dx/dt = α(1 − x) − βx`, `inf = α/(α+β)`, `tau = 1/(α+β)`. Subclasses implement
+    `rates` only."""
+
+    def rates(self, v: ArrayLike) -> tuple[Array, Array]:
+        """`(α, β)` [1/ms] at `v` [mV]."""
+        raise NotImplementedError
+
+    def inf(self, v):
+        a, b = self.rates(v)
+        return a / (a + b)
+
+    def tau(self, v):
+        a, b = self.rates(v)
+        return 1.0 / (a + b)
+
+    def derivative(self, x, v):
+        a, b = self.rates(v)
+        return a * (1 - x) - b * x
+
+
+class RateGate(AbstractRateGate):
     r"""A kinetic gate with opening and closing rates: `dx/dt = s·[α(v)(1 − x) − β(v) x]`.
 
     **Arguments:**
@@ -262,18 +284,6 @@ class RateGate(AbstractGate):
     def rates(self, v):
         u = _clamp_v(jnp.asarray(v))
         return self.scale * self.alpha(u), self.scale * self.beta(u)
-
-    def inf(self, v):
-        a, b = self.rates(v)
-        return a / (a + b)
-
-    def tau(self, v):
-        a, b = self.rates(v)
-        return 1.0 / (a + b)
-
-    def derivative(self, x, v):
-        a, b = self.rates(v)
-        return a * (1 - x) - b * x
 
 
 class InfTauGate(AbstractGate):
@@ -662,9 +672,19 @@ def _total(currents: Mapping[str, Array]) -> Array:
     return out
 
 
-def is_model(x) -> bool:
-    """True for the model types hhjax simulates (`HHParams`, `Membrane`)."""
-    return isinstance(x, (HHParams, Membrane))
+def check_model(params, *, scalar: bool = True) -> None:
+    """Raise `TypeError` unless `params` is an `HHParams` or `Membrane`; with
+    `scalar`, `ValueError` if it is batched (one neuron: batch with `jax.vmap`)."""
+    if not isinstance(params, (HHParams, Membrane)):
+        raise TypeError(
+            "`params` must be an hhjax.HHParams or hhjax.Membrane, got "
+            f"{type(params).__name__}."
+        )
+    if scalar:
+        if isinstance(params, HHParams):
+            check_params_scalar(params)
+        else:
+            check_membrane_scalar(params)
 
 
 def check_membrane_scalar(model: Membrane) -> None:

@@ -46,6 +46,7 @@ from jaxtyping import Array, ArrayLike
 from ._channels import (
     RATE_V_LIMIT,
     AbstractGate,
+    AbstractRateGate,
     Channel,
     Exponential,
     InfTauGate,
@@ -161,7 +162,7 @@ _BY_UPPER = {k.upper(): k for k in POSPISCHIL_CELLS}
 # building blocks
 
 
-class ShiftedRateGate(AbstractGate):
+class ShiftedRateGate(AbstractRateGate):
     r"""A kinetic gate whose rates depend on `u = v − v_t`:
     `dx/dt = s·[α(v − v_t)(1 − x) − β(v − v_t) x]`.
 
@@ -202,18 +203,6 @@ class ShiftedRateGate(AbstractGate):
         """`(α, β)` [1/ms] at `v` [mV] (temperature factor included)."""
         u = jnp.clip(jnp.asarray(v), -RATE_V_LIMIT, RATE_V_LIMIT) - self.v_t
         return self.scale * self.alpha(u), self.scale * self.beta(u)
-
-    def inf(self, v):
-        a, b = self.rates(v)
-        return a / (a + b)
-
-    def tau(self, v):
-        a, b = self.rates(v)
-        return 1.0 / (a + b)
-
-    def derivative(self, x, v):
-        a, b = self.rates(v)
-        return a * (1 - x) - b * x
 
 
 class YamadaTau(eqx.Module):

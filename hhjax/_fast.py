@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from ._channels import Membrane, MembraneState, RateGate
+from ._channels import AbstractRateGate, Membrane, MembraneState, check_model
 from ._model import HHState, resting_state
 from ._params import HHParams, is_concrete
 from ._stimulus import AbstractNoiseCurrent, AbstractStimulus, noise_sources
@@ -92,7 +92,7 @@ def _membrane_step(m: Membrane, y: MembraneState, i_stim, dt) -> MembraneState:
     gates = {}
     for k, x in y.gates.items():
         gate = m.gates[k]
-        if isinstance(gate, RateGate):
+        if isinstance(gate, AbstractRateGate):
             a, b = gate.rates(y.v)
             s = a + b
             x_inf, decay = a / s, jnp.exp(-dt * s)
@@ -171,25 +171,12 @@ def _run(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched,
         # chunk's state stays in cache across the ~15 kernels XLA:CPU splits a step
         # into (measured ~1.6x faster than one loop over the whole population).
         n_chunks = -(-n // chunk)
-        pad = n_chunks * chunk - n
-
-        def split(a, batched_leaf=True):
-            a = jnp.broadcast_to(a, batch).reshape(n)
-            a = jnp.concatenate([a, jnp.broadcast_to(a[-1:], (pad,))]) if pad else a
-            return a.reshape(n_chunks, chunk)
-
-        dyn_m, static_m = eqx.partition(model, eqx.is_array)
-        dyn_m = jax.tree_util.tree_map(split, dyn_m)
-        y0c = jax.tree_util.tree_map(split, y0)
-        if stimulus is not None and stimulus_batched:
-            dyn_s, static_s = eqx.partition(stimulus, eqx.is_array)
-            dyn_s = jax.tree_util.tree_map(
-                lambda a: jnp.concatenate([a, jnp.broadcast_to(a[-1:], (pad,) + a.shape[1:])])
-                .reshape((n_chunks, chunk) + a.shape[1:]) if pad else a.reshape((n_chunks, chunk) + a.shape[1:]),
-                dyn_s,
-            )
-        else:
-            dyn_s, static_s = None, stimulus
+        dyn_m, static_m, y0c, dyn_s, static_s = _flatten_padded(
+            model, stimulus, y0, batch, n_chunks * chunk, stimulus_batched
+        )
+        dyn_m, y0c, dyn_s = jax.tree_util.tree_map(
+            lambda a: a.reshape((n_chunks, chunk) + a.shape[1:]), (dyn_m, y0c, dyn_s)
+        )
 
         def one(args):
             dm, ds, yc = args
@@ -199,24 +186,21 @@ def _run(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched,
 
         states, final = jax.lax.map(one, (dyn_m, dyn_s, y0c))
 
-        def merge(a, trailing):
+        def merge(a):
             a = a.reshape((n_chunks * chunk,) + a.shape[2:])[:n]
             return a.reshape(batch + a.shape[1:])
 
-        states = jax.tree_util.tree_map(lambda a: merge(a, True), states)
-        final = jax.tree_util.tree_map(lambda a: merge(a, False), final)
+        states = jax.tree_util.tree_map(merge, states)
+        final = jax.tree_util.tree_map(merge, final)
     t = t0 + dt * stride * jnp.arange(n_saves, dtype=dtype)
     return PopulationResult(t=t, state=states, final=final, ok=_finite(states))
 
 
-def _run_sharded(model, stimulus, y0, args, batch, chunk, devices):
-    """`_run` under `jax.shard_map`: the flattened population split over `devices`."""
-    from jax.sharding import Mesh, PartitionSpec as P
-
-    t0, dt, n_saves, stride, unroll, stimulus_batched = args
+def _flatten_padded(model, stimulus, y0, batch, n_pad, stimulus_batched):
+    """The population's arrays flattened to one axis of `n_pad` neurons (the last
+    neuron repeated as padding): `(model arrays, model static, y0, stimulus arrays or
+    None, stimulus static)`; static parts are not arrays, so tree maps skip them."""
     n = math.prod(batch) if batch else 1
-    d = len(devices)
-    n_pad = -(-n // d) * d
 
     def flat(a, trailing=()):
         a = jnp.broadcast_to(a, batch + trailing).reshape((n,) + trailing)
@@ -230,10 +214,24 @@ def _run_sharded(model, stimulus, y0, args, batch, chunk, devices):
     if stimulus is not None and stimulus_batched:
         dyn_s, static_s = eqx.partition(stimulus, eqx.is_array)
         dyn_s = jax.tree_util.tree_map(lambda a: flat(a, a.shape[len(batch):]), dyn_s)
-        s_spec = P("neurons")
     else:
         dyn_s, static_s = None, stimulus
-        s_spec = P()
+    return dyn_m, static_m, y0f, dyn_s, static_s
+
+
+def _run_sharded(model, stimulus, y0, args, batch, chunk, devices):
+    """`_run` under `jax.shard_map`: the flattened population split over `devices`."""
+    from jax.sharding import Mesh, PartitionSpec as P
+
+    t0, dt, n_saves, stride, unroll, stimulus_batched = args
+    n = math.prod(batch) if batch else 1
+    d = len(devices)
+    n_pad = -(-n // d) * d
+
+    dyn_m, static_m, y0f, dyn_s, static_s = _flatten_padded(
+        model, stimulus, y0, batch, n_pad, stimulus_batched
+    )
+    s_spec = P("neurons") if dyn_s is not None else P()
     mesh = Mesh(np.asarray(devices), ("neurons",))
     local_n = n_pad // d
 
@@ -325,10 +323,7 @@ def simulate_population(
     """
     from ._simulate import SimulationError
 
-    if not isinstance(params, (HHParams, Membrane)):
-        raise TypeError(
-            f"`params` must be an hhjax.HHParams or hhjax.Membrane, got {type(params).__name__}."
-        )
+    check_model(params, scalar=False)
     if stimulus is not None and not isinstance(stimulus, AbstractStimulus):
         raise TypeError(f"`stimulus` must be an hhjax stimulus or None, got {type(stimulus).__name__}.")
     if stimulus is not None and (

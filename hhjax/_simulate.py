@@ -13,7 +13,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike
 
-from ._channels import Membrane, MembraneState, check_membrane_scalar
+from ._channels import Membrane, MembraneState, check_model
 from ._model import (
     HHState,
     hh_vector_field,
@@ -21,7 +21,7 @@ from ._model import (
     model_derivatives,
     resting_state,
 )
-from ._params import HHParams, check_params_scalar, is_concrete
+from ._params import HHParams, is_concrete
 from ._stimulus import (
     AbstractStimulus,
     OUNoiseCurrent,
@@ -561,20 +561,14 @@ def simulate(
     hhjax.spike_times(res)
     ```
     """
-    if not isinstance(params, (HHParams, Membrane)):
-        raise TypeError(
-            f"`params` must be an hhjax.HHParams or hhjax.Membrane, got {type(params).__name__}."
-        )
+    check_model(params, scalar=False)
     if stimulus is not None and not isinstance(stimulus, AbstractStimulus):
         raise TypeError(
             "`stimulus` must be an hhjax stimulus (e.g. hhjax.StepCurrent, "
             "hhjax.SampledCurrent for arbitrary waveforms) or None, got "
             f"{type(stimulus).__name__}."
         )
-    if isinstance(params, HHParams):
-        check_params_scalar(params)
-    else:
-        check_membrane_scalar(params)
+    check_model(params)
     if t_end is None:
         raise TypeError("`t_end` (end time in ms) is required.")
     _check_time("t0", t0)
