@@ -4,6 +4,12 @@ Uses only the public API of `hhjax`. Units as in hhjax: mV, ms, µF/cm², mS/cm�
 µA/cm² (pA for recorded currents, converted through the membrane area).
 """
 
+from ._cell import CELL_MODELS as CELL_MODELS
+from ._cell import CellFit as CellFit
+from ._cell import CellModel as CellModel
+from ._cell import cell_model as cell_model
+from ._cell import fit_cell as fit_cell
+from ._cell import spike_widths as spike_widths
 from ._fit import DEFAULT_FIT as DEFAULT_FIT
 from ._fit import FitInterrupted as FitInterrupted
 from ._fit import FitResult as FitResult
@@ -17,9 +23,12 @@ from ._losses import AbstractBoundLoss as AbstractBoundLoss
 from ._losses import AbstractLoss as AbstractLoss
 from ._losses import FeatureLoss as FeatureLoss
 from ._losses import SpikeTimeLoss as SpikeTimeLoss
+from ._losses import SubthresholdLoss as SubthresholdLoss
 from ._losses import SweepData as SweepData
 from ._losses import TraceLoss as TraceLoss
 from ._losses import WeightedSum as WeightedSum
+from ._passive import PassiveEstimate as PassiveEstimate
+from ._passive import estimate_passive as estimate_passive
 from ._optimizers import AbstractObjective as AbstractObjective
 from ._optimizers import AbstractOptimizer as AbstractOptimizer
 from ._optimizers import LevenbergMarquardt as LevenbergMarquardt

@@ -314,6 +314,73 @@ class SpikeTimeLoss(AbstractLoss):
         )
 
 
+class SubthresholdLoss(AbstractLoss):
+    """Trace loss on the sub-threshold samples only: the mean squared difference
+    `mean(((v − v_data)/σ)²)` over the samples that are not within
+    `exclude_ms = (before, after)` [ms] of a recorded spike (an upward crossing of
+    `threshold` [mV], with the `hysteresis` of [`fitting.SpikeTimeLoss`][]).
+
+    The passive stage of a real-cell fit (leak, resting potential, membrane area)
+    and the companion of a spike-time loss on recordings whose action potentials
+    are too fast or too under-sampled (e.g. 4 kHz) for a trace loss — the same
+    samples [`hhjax.subthreshold_rmse`][] judges.
+
+    **Arguments:** `threshold` [mV] (default −20), `exclude_ms` (default
+    `(2, 10)`), `window` `(t_start, t_end)` [ms] (default the whole sweep),
+    `sigma` [mV] (default 1), `hysteresis` [mV] (default 10), `sweep_weights`.
+
+    **Raises:** `ValueError` at bind time if no sample is left.
+    """
+
+    threshold: float = eqx.field(static=True, default=-20.0, converter=float)
+    exclude_ms: tuple[float, float] = eqx.field(static=True, default=(2.0, 10.0))
+    window: tuple[float, float] | None = eqx.field(
+        static=True, default=None, converter=_to_window
+    )
+    sigma: float = eqx.field(static=True, default=1.0, converter=float)
+    hysteresis: float = eqx.field(static=True, default=10.0, converter=float)
+    sweep_weights: tuple[float, ...] | None = eqx.field(
+        static=True, default=None, converter=_to_weights
+    )
+
+    def __check_init__(self):
+        try:
+            before, after = (float(x) for x in self.exclude_ms)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"`exclude_ms` must be (before, after) in ms, got {self.exclude_ms!r}."
+            ) from None
+        if not (before >= 0 and after >= 0):
+            raise ValueError(f"`exclude_ms` must be >= 0 (ms), got {self.exclude_ms!r}.")
+        if not (self.sigma > 0 and math.isfinite(self.sigma)):
+            raise ValueError(f"`sigma` must be > 0 (mV), got {self.sigma}.")
+
+    def mask(self, data: SweepData) -> np.ndarray:
+        """`(S, T)` bool: the samples this loss uses."""
+        t = np.asarray(data.t, float)
+        before, after = (float(x) for x in self.exclude_ms)
+        keep = np.broadcast_to(_window_mask(t, self.window), data.v.shape).copy()
+        for s in range(data.v.shape[0]):
+            v = np.asarray(data.v[s], float)
+            up = np.nonzero((v[1:] >= self.threshold) & (v[:-1] < self.threshold))[0] + 1
+            times = _distinct_crossings(t, v, t[up], self.threshold, self.hysteresis)
+            for tc in times[np.isfinite(times)]:
+                keep[s] &= ~((t >= tc - before) & (t <= tc + after))
+            keep[s] &= v < self.threshold
+        return keep
+
+    def bind(self, data):
+        keep = self.mask(data)
+        if not keep.any():
+            raise ValueError(
+                "SubthresholdLoss has no samples left (every sample is within "
+                f"{self.exclude_ms} ms of a spike or outside the window {self.window})."
+            )
+        return TraceLoss(
+            sigma=self.sigma, sweep_weights=self.sweep_weights, weights=keep.astype(float)
+        ).bind(data)
+
+
 class _BoundSum(AbstractBoundLoss):
     terms: tuple[AbstractBoundLoss, ...]
     scales: tuple[float, ...] = eqx.field(static=True)

@@ -144,10 +144,14 @@ class Affine(AbstractTransform):
         return jax.random.uniform(key, shape, minval=center - width, maxval=center + width)
 
 
-def get_parameter(params: Any, name: str) -> Any:
-    """The value of the (possibly dotted, e.g. `"kinetics.x"`) attribute `name`."""
+#: Joins the paths of a *tied* parameter: `"gates.m.v_t|gates.h.v_t"` is one fitted
+#: value written to both fields.
+TIE = "|"
+
+
+def _get_path(params: Any, path: str) -> Any:
     obj = params
-    for part in name.split("."):
+    for part in path.split("."):
         if isinstance(obj, Mapping):
             obj = obj[part]
         else:
@@ -155,16 +159,35 @@ def get_parameter(params: Any, name: str) -> Any:
     return obj
 
 
+def get_parameter(params: Any, name: str) -> Any:
+    """The value of the (possibly dotted, e.g. `"kinetics.x"`) attribute `name`.
+
+    A tied name `"a.x|b.y"` (one value for several fields) reads the first field;
+    `ValueError` if the tied fields differ in `params`.
+    """
+    paths = name.split(TIE)
+    first = _get_path(params, paths[0])
+    for other in paths[1:]:
+        if not np.array_equal(np.asarray(_get_path(params, other)), np.asarray(first)):
+            raise ValueError(
+                f"The tied parameter {name!r} needs equal starting values in all its "
+                f"fields; {paths[0]} = {np.asarray(first)} but {other} = "
+                f"{np.asarray(_get_path(params, other))}."
+            )
+    return first
+
+
 def set_parameters(params: Any, values: Mapping[str, Any]) -> Any:
-    """A copy of `params` with the named (dotted) attributes replaced (`eqx.tree_at`)."""
+    """A copy of `params` with the named (dotted) attributes replaced (`eqx.tree_at`);
+    a tied name `"a.x|b.y"` sets every one of its fields."""
     if not values:
         return params
-    names = list(values)
-    return eqx.tree_at(
-        lambda p: [get_parameter(p, n) for n in names],
-        params,
-        [values[n] for n in names],
-    )
+    paths, leaves = [], []
+    for n, v in values.items():
+        for path in n.split(TIE):
+            paths.append(path)
+            leaves.append(v)
+    return eqx.tree_at(lambda p: [_get_path(p, q) for q in paths], params, leaves)
 
 
 def _default_transform(name: str, value: float, bound: tuple[float, float] | None):

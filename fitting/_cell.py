@@ -1,0 +1,661 @@
+"""`fitting.fit_cell`: fit a conductance-based model to a real current-clamp cell and
+validate it on held-out sweeps.
+
+The recorded current is in pA; the model is a membrane patch in µA/cm². The membrane
+area (equivalently the total capacitance, `C = c_m · area`) links them and is fitted
+along with the conductances, starting from the passive estimate of the step
+responses ([`fitting.estimate_passive`][]).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+import hhjax
+
+from ._fit import FitInterrupted, FitResult, Stage, fit, versions
+from ._losses import SpikeTimeLoss, SubthresholdLoss
+from ._optimizers import LevenbergMarquardt
+from ._passive import PassiveEstimate, estimate_passive
+from ._report import predict
+from ._simulator import HHSimulator
+from ._transforms import TIE, get_parameter
+
+# --------------------------------------------------------------------------------------
+# model families
+
+
+@dataclasses.dataclass(frozen=True)
+class CellModel:
+    """A model family for [`fitting.fit_cell`][]: a membrane and what to fit.
+
+    - `name`: shown in reports.
+    - `membrane`: the template [`hhjax.Membrane`][] (its leak is replaced by the
+      passive estimate before fitting).
+    - `passive`: label → parameter path of the leak conductance (`"g_leak"`) and
+      reversal (`"e_leak"`), fitted first on the sub-threshold samples.
+    - `active`: label → parameter path of the parameters fitted next (with the
+      passive ones) on spike times; a path may tie several fields with `"|"`
+      (e.g. one threshold shift for the Na gates).
+    - `bounds`: label → `(lower, upper)` in the parameter's unit.
+
+    Build your own for a membrane you composed (any channels); the presets are
+    [`fitting.cell_model`][]`("pospischil-rs" | "pospischil-fs")`.
+    """
+
+    name: str
+    membrane: hhjax.Membrane
+    passive: Mapping[str, str]
+    active: Mapping[str, str]
+    bounds: Mapping[str, tuple[float, float]]
+
+    def __post_init__(self):
+        if not isinstance(self.membrane, hhjax.Membrane):
+            raise TypeError(
+                f"CellModel `membrane` must be an hhjax.Membrane, got "
+                f"{type(self.membrane).__name__}."
+            )
+        if set(self.passive) != {"g_leak", "e_leak"}:
+            raise ValueError(
+                "CellModel `passive` must map exactly 'g_leak' and 'e_leak' to parameter "
+                f"paths, got {sorted(self.passive)}."
+            )
+        clash = set(self.passive) & set(self.active)
+        if clash:
+            raise ValueError(f"CellModel labels {sorted(clash)} are both passive and active.")
+        for label, path in {**self.passive, **self.active}.items():
+            try:
+                get_parameter(self.membrane, path)
+            except (AttributeError, KeyError, TypeError):
+                raise ValueError(
+                    f"CellModel parameter {label!r}: {path!r} is not a field of the membrane."
+                ) from None
+        unknown = set(self.bounds) - set(self.passive) - set(self.active)
+        if unknown:
+            raise ValueError(f"CellModel `bounds` names unknown labels {sorted(unknown)}.")
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """label → path of every fitted parameter (passive first)."""
+        return {**self.passive, **self.active}
+
+
+def _pospischil_model(cell: str) -> CellModel:
+    mb = hhjax.pospischil(cell)
+    return CellModel(
+        name=f"pospischil-{cell.lower()}",
+        membrane=mb,
+        passive={"g_leak": "channels.leak.g", "e_leak": "channels.leak.e"},
+        active={
+            "g_na": "channels.na.g",
+            "g_kd": "channels.kd.g",
+            "g_m": "channels.m.g",
+            # one threshold shift for the Na gates, its own for the K gate: the
+            # spike's threshold and its after-hyperpolarisation are set separately
+            "v_t_na": "gates.m.v_t" + TIE + "gates.h.v_t",
+            "v_t_k": "gates.n.v_t",
+            "e_k": "channels.kd.e" + TIE + "channels.m.e",
+            "tau_max": "gates.p.tau_fn.tau_max",
+        },
+        bounds={
+            "g_leak": (1e-3, 2.0),
+            "e_leak": (-110.0, -20.0),
+            "g_na": (5.0, 500.0),
+            "g_kd": (0.2, 200.0),
+            "g_m": (1e-3, 5.0),
+            "v_t_na": (-80.0, -30.0),
+            "v_t_k": (-80.0, -30.0),
+            "e_k": (-115.0, -60.0),
+            "tau_max": (20.0, 4000.0),
+        },
+    )
+
+
+#: The model families `fit_cell` knows by name (besides your own `CellModel`).
+CELL_MODELS = ("pospischil-rs", "pospischil-fs")
+
+
+def cell_model(name: str) -> CellModel:
+    """A preset model family for [`fitting.fit_cell`][] by name.
+
+    - `"pospischil-rs"`: the regular-spiking cell of Pospischil et al. (2008)
+      ([`hhjax.pospischil`][]`("RS")`): Na, delayed-rectifier K, slow M-type K
+      (adaptation) and leak; fits `g_na, g_kd, g_m, v_t_na, v_t_k, e_k, tau_max`
+      after `g_leak, e_leak` (and the area).
+    - `"pospischil-fs"`: the fast-spiking interneuron (`pospischil("FS")`), same
+      parameters.
+
+    **Raises:** `ValueError` for an unknown name.
+    """
+    if name == "pospischil-rs":
+        return _pospischil_model("RS")
+    if name == "pospischil-fs":
+        return _pospischil_model("FS")
+    raise ValueError(
+        f"Unknown cell model {name!r}: choose one of {CELL_MODELS} or 'auto', or pass "
+        "a fitting.CellModel."
+    )
+
+
+# --------------------------------------------------------------------------------------
+# data helpers
+
+
+def _spike_times(t: np.ndarray, v: np.ndarray, threshold: float) -> np.ndarray:
+    up = np.nonzero((v[1:] >= threshold) & (v[:-1] < threshold))[0]
+    # linear interpolation between the samples around each crossing
+    frac = (threshold - v[up]) / (v[up + 1] - v[up])
+    times = t[up] + frac * (t[up + 1] - t[up])
+    # a new spike only after the voltage fell 10 mV below the threshold
+    keep, last = [], None
+    for k, i in enumerate(up):
+        if last is None or np.min(v[last:i + 1]) < threshold - 10.0:
+            keep.append(k)
+            last = i + 1
+    return times[keep]
+
+
+def spike_widths(recording: hhjax.Recording, threshold: float = -20.0) -> np.ndarray:
+    """Time [ms] each recorded spike stays above `threshold` [mV] (linearly
+    interpolated), over all sweeps — a sampling-robust stand-in for the half-width
+    (regular-spiking pyramidal cells ≈ 1.5–2.5 ms at −20 mV, fast-spiking
+    interneurons < 1 ms)."""
+    t = np.asarray(recording.t_ms, float)
+    out = []
+    for v in np.asarray(recording.v_mV, float):
+        above = v >= threshold
+        ups = np.nonzero(~above[:-1] & above[1:])[0]
+        downs = np.nonzero(above[:-1] & ~above[1:])[0]
+        for i in ups:
+            d = downs[downs > i]
+            if d.size == 0:
+                continue
+            j = d[0]
+            t_up = t[i] + (threshold - v[i]) / (v[i + 1] - v[i]) * (t[i + 1] - t[i])
+            t_dn = t[j] + (threshold - v[j]) / (v[j + 1] - v[j]) * (t[j + 1] - t[j])
+            if t_dn - t_up < 10.0:
+                out.append(t_dn - t_up)
+    return np.asarray(out)
+
+
+#: `model="auto"` takes the fast-spiking family when the median spike width at
+#: −20 mV is below this [ms].
+FS_WIDTH_MS = 1.2
+
+
+def _auto_window(recording: hhjax.Recording, before_ms=50.0, after_ms=250.0):
+    t = np.asarray(recording.t_ms, float)
+    I = np.asarray(recording.i_samples, float)
+    lo, hi = math.inf, -math.inf
+    for i in I:
+        tol = max(1e-3 * float(np.max(np.abs(i)) + 1e-9), 0.5)
+        ch = np.nonzero(np.abs(np.diff(i)) > tol)[0]
+        if ch.size:
+            lo = min(lo, t[ch[0]])
+            hi = max(hi, t[ch[-1] + 1])
+    if not math.isfinite(lo):
+        return None
+    return (max(t[0], lo - before_ms), min(t[-1], hi + after_ms))
+
+
+def _indices(name: str, value, n: int) -> list[int]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    out = []
+    for v in value:
+        try:
+            k = int(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"`{name}` must be sweep indices, got {v!r}.") from None
+        if not -n <= k < n:
+            raise ValueError(
+                f"`{name}`: sweep {k} does not exist (the recording has {n} sweeps, "
+                f"0..{n - 1})."
+            )
+        out.append(k % n)
+    if len(set(out)) != len(out):
+        raise ValueError(f"`{name}` lists a sweep twice: {out}.")
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# the result
+
+
+@dataclasses.dataclass(frozen=True)
+class CellFit:
+    """What [`fitting.fit_cell`][] returns.
+
+    - `model`: the fitted [`hhjax.Membrane`][] (densities: mS/cm², µF/cm²).
+    - `model_name`: the model family used.
+    - `values`, `stderr`: label → fitted value / standard error, in the
+      parameter's unit, plus `area_cm2` [cm²] and `capacitance_pF` [pF].
+    - `passive`: the [`fitting.PassiveEstimate`][] the fit started from.
+    - `fit_sweeps`, `validate_sweeps`: indices into the recording given.
+    - `training`, `validation`: per sweep, a dict with `sweep` and the metrics of
+      [`hhjax.validation_metrics`][] (`spike_count_error` relative,
+      `first_spike_latency_error_ms`, `subthreshold_rmse_mV`, `gamma` with ±4 ms).
+    - `t_ms`, `v_data`, `v_model`: the compared traces, `(S, T)` [mV], fit sweeps
+      first, then validation sweeps (the analysis window, resampled).
+    - `result`: the [`fitting.FitResult`][] of the final stage; `passive_result`:
+      that of the passive stage.
+    - `settings`, `wall_time` [s], `status`, `warnings`.
+    """
+
+    model: hhjax.Membrane
+    model_name: str
+    values: dict[str, float]
+    stderr: dict[str, float]
+    passive: PassiveEstimate
+    fit_sweeps: tuple[int, ...]
+    validate_sweeps: tuple[int, ...]
+    training: list[dict[str, Any]]
+    validation: list[dict[str, Any]]
+    t_ms: np.ndarray
+    v_data: np.ndarray
+    v_model: np.ndarray
+    result: FitResult
+    passive_result: FitResult
+    settings: dict[str, Any]
+    wall_time: float
+    status: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def area_cm2(self) -> float:
+        """Fitted membrane area [cm²]."""
+        return self.values["area_cm2"]
+
+    def summary(self) -> str:
+        """A human-readable table of the fitted values and the per-sweep metrics."""
+        lines = [f"model {self.model_name}: fitted on sweeps {list(self.fit_sweeps)}"]
+        for k, v in self.values.items():
+            se = self.stderr.get(k, math.nan)
+            lines.append(f"  {k:<15} {v:>12.5g} ± {se:.2g}")
+        head = (
+            f"  {'':<6}{'sweep':>6} {'spikes':>11} {'count err':>10} "
+            f"{'latency err':>12} {'sub-thr RMSE':>13} {'Γ':>7}"
+        )
+        for title, rows in (("fit", self.training), ("held-out", self.validation)):
+            if not rows:
+                continue
+            lines.append(f" {title} sweeps:")
+            lines.append(head)
+            for r in rows:
+                lines.append(
+                    f"  {'':<6}{r['sweep']:>6} {r['n_spikes_data']:>5}/{r['n_spikes_model']:<5} "
+                    f"{_fmt(r['spike_count_error'], '.1%'):>10} "
+                    f"{_fmt(r['first_spike_latency_error_ms'], '+.1f'):>9} ms "
+                    f"{_fmt(r['subthreshold_rmse_mV'], '.2f'):>10} mV "
+                    f"{_fmt(r['gamma'], '.2f'):>7}"
+                )
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable summary (what `hhjax fit` writes to `fit.json`)."""
+        return {
+            "model": self.model_name,
+            "params": {k: _num(v) for k, v in self.values.items()},
+            "stderr": {k: _num(v) for k, v in self.stderr.items()},
+            "passive_estimate": {
+                "e_rest_mV": _num(self.passive.e_rest_mV),
+                "r_in_MOhm": _num(self.passive.r_in_MOhm),
+                "tau_ms": _num(self.passive.tau_ms),
+                "capacitance_pF": _num(self.passive.capacitance_pF),
+                "n_epochs": self.passive.n_epochs,
+            },
+            "fit_sweeps": list(self.fit_sweeps),
+            "validate_sweeps": list(self.validate_sweeps),
+            "training": [_clean(r) for r in self.training],
+            "validation": [_clean(r) for r in self.validation],
+            "status": self.status,
+            "wall_time_s": float(self.wall_time),
+            "settings": self.settings,
+            "warnings": list(self.warnings),
+            "final_stage": self.result.to_json(),
+            "versions": versions(),
+        }
+
+    def plot(self, *, max_sweeps: int = 6) -> Figure:
+        """Data (black) and model (red) of the fitted and held-out sweeps, one panel
+        each (at most `max_sweeps` of each kind), titled with the sweep's metrics."""
+        rows = [("fit", r, k) for k, r in enumerate(self.training[:max_sweeps])]
+        nf = len(self.training)
+        rows += [
+            ("held-out", r, nf + k) for k, r in enumerate(self.validation[:max_sweeps])
+        ]
+        fig = Figure(figsize=(11, 1.9 * len(rows) + 0.6), layout="constrained")
+        axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
+        for ax, (kind, r, k) in zip(axes, rows):
+            ax.plot(self.t_ms, self.v_data[k], color="0.1", lw=0.6, label="data")
+            ax.plot(self.t_ms, self.v_model[k], color="tab:red", lw=0.6, label="model")
+            ax.set_ylabel("V [mV]")
+            ax.set_title(
+                f"{kind} sweep {r['sweep']}: spikes {r['n_spikes_data']} data / "
+                f"{r['n_spikes_model']} model, Γ = {_fmt(r['gamma'], '.2f')}, "
+                f"sub-threshold RMSE {_fmt(r['subthreshold_rmse_mV'], '.2f')} mV",
+                fontsize=9, loc="left",
+            )
+        axes[0].legend(loc="upper right", fontsize=8)
+        axes[-1].set_xlabel("t [ms]")
+        return fig
+
+    def write(self, out: str | os.PathLike, extra: dict[str, Any] | None = None):
+        """Write `out/fit.json` ([`CellFit.to_json`][fitting.CellFit.to_json] plus
+        `extra`) and the overlay figure `out/fit.png`, atomically.
+
+        **Returns:** name → path."""
+        out = pathlib.Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        summary = self.to_json()
+        summary.update(extra or {})
+        paths = {"json": out / "fit.json", "png": out / "fit.png"}
+        tmp = out / "fit.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=1, allow_nan=False))
+        os.replace(tmp, paths["json"])
+        tmpf = out / "fit.tmp.png"
+        self.plot().savefig(tmpf, dpi=100)
+        os.replace(tmpf, paths["png"])
+        return paths
+
+
+def _fmt(x, spec):
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+def _num(x):
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _clean(d):
+    return {k: (_num(v) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+# --------------------------------------------------------------------------------------
+# the workflow
+
+
+def fit_cell(
+    recording: hhjax.Recording,
+    model: str | CellModel = "auto",
+    *,
+    sweeps: Sequence[int] | str | None = None,
+    validate: Sequence[int] | str | None = (),
+    window_ms: tuple[float, float] | str | None = "auto",
+    dt_ms: float = 0.1,
+    threshold_mV: float = -20.0,
+    capacitance_pF: float | None = None,
+    area_cm2: float | None = None,
+    fit_area: bool = True,
+    steps: int = 40,
+    time_scale_ms: float = 2.0,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> CellFit:
+    """Fit a conductance-based model to a real current-clamp recording (current in
+    pA) and validate it on held-out sweeps.
+
+    The default strategy, for step protocols sampled at 4–50 kHz:
+
+    1. **Preprocessing.** The analysis window (`window_ms="auto"`: from 50 ms before
+       the first current change to 250 ms after the last, over all sweeps) and a
+       resampling to `dt_ms` (block means; skipped when the data are coarser).
+    2. **Model.** `model="auto"` takes `"pospischil-fs"` when the recorded spikes
+       are narrow (median width at −20 mV below 1.2 ms), else `"pospischil-rs"`.
+    3. **Passive start.** [`fitting.estimate_passive`][] on the fitted sweeps gives
+       the capacitance (hence the area at `c_m`), the input resistance (the leak) and
+       the resting potential (`e_leak`) — unless `capacitance_pF`/`area_cm2` is given.
+    4. **Passive stage.** Levenberg–Marquardt on [`fitting.SubthresholdLoss`][]
+       (samples away from spikes) for `area_cm2, g_leak, e_leak`.
+    5. **Active stage.** Levenberg–Marquardt on [`fitting.SpikeTimeLoss`][]
+       (`time_scale_ms`; spike shapes at 4 kHz are under-sampled, spike *times*
+       are not) plus the sub-threshold loss, for all the model's parameters.
+    6. **Validation.** The fitted model predicts every sweep (fitted and held-out);
+       [`hhjax.validation_metrics`][] per sweep: spike-count error, first-spike
+       latency error, sub-threshold RMSE and Γ (±4 ms).
+
+    **Arguments:**
+
+    - `recording`: an [`hhjax.Recording`][] in pA (e.g. [`hhjax.load_recording`][]
+      of an ABF/NWB/NPZ/CSV file).
+    - `model`: `"auto"`, a name of [`fitting.CELL_MODELS`][], or a
+      [`fitting.CellModel`][].
+    - `sweeps`: sweep indices to fit (default: every sweep not in `validate`);
+      `validate`: held-out sweep indices (default none). Lists or `"0,2,4"`.
+    - `window_ms`: `"auto"`, `None` (whole sweeps) or `(t_start, t_end)` [ms].
+    - `dt_ms`: sample spacing for the fit [ms] (default 0.1).
+    - `threshold_mV`: spike threshold for losses and metrics (default −20 mV:
+      robust to under-sampled peaks).
+    - `capacitance_pF` / `area_cm2`: the cell's total capacitance [pF] or area [cm²]
+      (starting value when `fit_area`, else fixed).
+    - `steps`: Levenberg–Marquardt step budget of the active stage.
+    - `time_scale_ms`: the spike-time error [ms] that costs as much as 1 mV of
+      sub-threshold RMS error.
+    - `checkpoint`, `resume`, `progress`: as [`fitting.fit`][] (for the active
+      stage).
+
+    **Returns:** a [`fitting.CellFit`][].
+
+    **Raises:** `TypeError`/`ValueError` for invalid arguments (recording not in pA,
+    unknown sweeps, overlapping fit and validation sweeps, no passive estimate and
+    no capacitance given); [`fitting.FitInterrupted`][] on Ctrl-C (best-so-far
+    result of the active stage).
+
+    **Example:**
+
+    ```python
+    rec = hhjax.load_recording("cell.abf")
+    cf = fitting.fit_cell(rec, sweeps="3,8,12", validate="5,10,14")
+    print(cf.summary())
+    cf.write("out")        # out/fit.json (with "validation") and out/fit.png
+    ```
+    """
+    t_wall = time.perf_counter()
+    if not isinstance(recording, hhjax.Recording):
+        raise TypeError(
+            f"`recording` must be an hhjax.Recording, got {type(recording).__name__}."
+        )
+    if recording.current_unit != "pA":
+        raise ValueError(
+            "fit_cell fits real cells: the recording's current must be in pA (this one "
+            f"has {recording.current_unit or 'a stimulus object'}); for a membrane "
+            "patch in µA/cm² use fitting.fit."
+        )
+    n = recording.n_sweeps
+    val_idx = _indices("validate", validate, n)
+    fit_idx = _indices("sweeps", sweeps, n) if sweeps is not None else [
+        k for k in range(n) if k not in val_idx
+    ]
+    if not fit_idx:
+        raise ValueError("No sweep left to fit: give `sweeps=` or fewer `validate=` sweeps.")
+    overlap = set(fit_idx) & set(val_idx)
+    if overlap:
+        raise ValueError(
+            f"Sweeps {sorted(overlap)} are both fitted and held out; a held-out sweep "
+            "must not be fitted."
+        )
+    if not (dt_ms > 0 and math.isfinite(dt_ms)):
+        raise ValueError(f"`dt_ms` must be > 0 (ms), got {dt_ms}.")
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"`steps` must be a positive integer, got {steps!r}.")
+    if not (time_scale_ms > 0 and math.isfinite(time_scale_ms)):
+        raise ValueError(f"`time_scale_ms` must be > 0 (ms), got {time_scale_ms}.")
+    if capacitance_pF is not None and area_cm2 is not None:
+        raise ValueError("Give at most one of `capacitance_pF` and `area_cm2`.")
+    for name, v in (("capacitance_pF", capacitance_pF), ("area_cm2", area_cm2)):
+        if v is not None and not (float(v) > 0 and math.isfinite(float(v))):
+            raise ValueError(f"`{name}` must be > 0, got {v}.")
+
+    # 1. preprocessing
+    rec = recording
+    if isinstance(window_ms, str):
+        if window_ms != "auto":
+            raise ValueError(f"`window_ms` must be 'auto', None or (t_start, t_end), got {window_ms!r}.")
+        window = _auto_window(rec)
+    else:
+        window = window_ms
+    if window is not None:
+        rec = rec.window(*window)
+    if rec.dt < dt_ms * 0.99:
+        rec = rec.resample(dt_ms)
+    rec_fit, rec_val = rec.select(fit_idx), (rec.select(val_idx) if val_idx else None)
+
+    # 2. the model family
+    widths = spike_widths(rec_fit, threshold_mV)
+    if isinstance(model, CellModel):
+        cm = model
+    elif model == "auto":
+        if widths.size:
+            cm = cell_model(
+                "pospischil-fs" if np.median(widths) < FS_WIDTH_MS else "pospischil-rs"
+            )
+        else:
+            cm = cell_model("pospischil-rs")
+    elif isinstance(model, str):
+        cm = cell_model(model)
+    else:
+        raise TypeError(f"`model` must be a name or a fitting.CellModel, got {model!r}.")
+    warnings: list[str] = []
+
+    # 3. the passive start
+    c_m = float(np.asarray(cm.membrane.c_m))
+    try:
+        passive = estimate_passive(rec_fit, threshold=threshold_mV)
+    except ValueError as e:
+        if capacitance_pF is None and area_cm2 is None:
+            raise ValueError(
+                f"{e} (pass capacitance_pF= or area_cm2= to start from a known size)"
+            ) from None
+        v0 = np.asarray(rec_fit.v_mV, float)[:, :10]
+        passive = PassiveEstimate(float(np.median(v0)), math.nan, math.nan, math.nan, 0)
+        warnings.append(f"no passive estimate ({e}); started from the given size")
+    if area_cm2 is not None:
+        area0 = float(area_cm2)
+    elif capacitance_pF is not None:
+        area0 = float(capacitance_pF) * 1e-6 / c_m
+    else:
+        area0 = passive.area_cm2(c_m)
+    bounds = {cm.labels[k]: v for k, v in cm.bounds.items()}
+    g_leak0 = passive.g_leak(c_m) if math.isfinite(passive.r_in_MOhm) else float(
+        np.asarray(get_parameter(cm.membrane, cm.passive["g_leak"]))
+    )
+    lo, hi = cm.bounds.get("g_leak", (0.0, math.inf))
+    g_leak0 = float(np.clip(g_leak0, lo * 1.01, hi * 0.99))
+    e_leak0 = float(np.clip(passive.e_rest_mV, *cm.bounds.get("e_leak", (-200.0, 200.0))))
+    from ._transforms import set_parameters
+
+    mb = set_parameters(
+        cm.membrane, {cm.passive["g_leak"]: g_leak0, cm.passive["e_leak"]: e_leak0}
+    )
+    area_names = ["area_cm2"] if fit_area else []
+    if fit_area:
+        bounds["area_cm2"] = (area0 / 5.0, area0 * 5.0)
+
+    # 4. the passive stage
+    sub = SubthresholdLoss(threshold=threshold_mV)
+    r_passive = fit(
+        mb, rec_fit, area_names + [cm.passive["g_leak"], cm.passive["e_leak"]],
+        bounds={k: bounds[k] for k in area_names + [cm.passive["g_leak"], cm.passive["e_leak"]]},
+        area_cm2=area0,
+        stages=[Stage(LevenbergMarquardt(steps=20), sub, name="passive")],
+        uncertainty=False, retry=False, progress=progress,
+    )
+    mb = r_passive.params
+    area1 = float(r_passive.values["area_cm2"]) if fit_area else area0
+
+    # 5. the active stage
+    max_spikes = 8
+    for v in np.asarray(rec_fit.v_mV, float):
+        max_spikes = max(max_spikes, _spike_times(np.asarray(rec_fit.t_ms), v, threshold_mV).size)
+    loss = SpikeTimeLoss(
+        threshold=threshold_mV, time_scale=time_scale_ms, max_spikes=max_spikes + 8
+    ) + SubthresholdLoss(threshold=threshold_mV)
+    names = area_names + list(cm.labels.values())
+    try:
+        res = fit(
+            mb, rec_fit, names, bounds={k: bounds[k] for k in names if k in bounds},
+            area_cm2=area1,
+            stages=[Stage(LevenbergMarquardt(steps=int(steps), rtol=1e-4), loss, name="spikes")],
+            retry=False, progress=progress, checkpoint=checkpoint, resume=resume,
+        )
+    except FitInterrupted:
+        raise
+    status = res.status
+
+    # 6. validation
+    sim = HHSimulator()
+    label_of = {path: label for label, path in cm.labels.items()}
+    values = {
+        ("area_cm2" if k == "area_cm2" else label_of.get(k, k)): float(np.asarray(v))
+        for k, v in res.values.items()
+    }
+    stderr = {
+        ("area_cm2" if k == "area_cm2" else label_of.get(k, k)): float(np.asarray(v))
+        for k, v in res.stderr.items()
+    }
+    area = values.get("area_cm2", area0)
+    values.setdefault("area_cm2", area)
+    values["capacitance_pF"] = area * c_m * 1e6
+    if "area_cm2" in stderr:
+        stderr["capacitance_pF"] = stderr["area_cm2"] * c_m * 1e6
+    t = np.asarray(rec.t_ms, float)
+    parts_d, parts_m, rows = [], [], {"fit": [], "val": []}
+    onset = window[0] if window is not None else None
+    for kind, r_, idx in (("fit", rec_fit, fit_idx), ("val", rec_val, val_idx)):
+        if r_ is None:
+            continue
+        vm = predict(res, r_, simulator=sim, area_cm2=area)
+        vd = np.asarray(r_.v_mV, float)
+        for k, s in enumerate(idx):
+            m = hhjax.validation_metrics(t, vd[k], vm[k], threshold=threshold_mV, t_onset=onset)
+            rows[kind].append({"sweep": int(s), **m})
+        parts_d.append(vd)
+        parts_m.append(vm)
+    if not np.all(np.isfinite(np.concatenate(parts_m))):
+        warnings.append("the fitted model's simulation failed on some sweep (NaN traces)")
+    settings = {
+        "model": cm.name,
+        "window_ms": None if window is None else [float(window[0]), float(window[1])],
+        "dt_ms": float(rec.dt),
+        "threshold_mV": float(threshold_mV),
+        "time_scale_ms": float(time_scale_ms),
+        "steps": int(steps),
+        "fit_area": bool(fit_area),
+        "area_start_cm2": float(area0),
+        "spike_width_ms_median": float(np.median(widths)) if widths.size else None,
+        "parameter_paths": dict(cm.labels),
+    }
+    return CellFit(
+        model=res.params,
+        model_name=cm.name,
+        values=values,
+        stderr=stderr,
+        passive=passive,
+        fit_sweeps=tuple(fit_idx),
+        validate_sweeps=tuple(val_idx),
+        training=rows["fit"],
+        validation=rows["val"],
+        t_ms=t,
+        v_data=np.concatenate(parts_d),
+        v_model=np.concatenate(parts_m),
+        result=res,
+        passive_result=r_passive,
+        settings=settings,
+        wall_time=time.perf_counter() - t_wall,
+        status=status,
+        warnings=tuple(warnings) + tuple(res.warnings),
+    )

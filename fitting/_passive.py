@@ -1,0 +1,165 @@
+"""Passive membrane properties of a recorded cell from its step responses.
+
+The starting point of a real-cell fit: the membrane area (through the total
+capacitance), the leak and the resting potential, estimated in NumPy from the
+sub-threshold responses to current steps before any simulation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+import hhjax
+
+#: Relaxation times tried by the exponential fit [ms] (log grid).
+_TAU_GRID = np.geomspace(0.5, 300.0, 160)
+
+
+@dataclasses.dataclass(frozen=True)
+class PassiveEstimate:
+    """What [`fitting.estimate_passive`][] found.
+
+    - `e_rest_mV`: median membrane potential before the first current change [mV].
+    - `r_in_MOhm`: input resistance [MΩ] (steady-state ΔV / ΔI).
+    - `tau_ms`: membrane time constant [ms].
+    - `capacitance_pF`: total capacitance `tau / r_in` [pF].
+    - `n_epochs`: how many current steps entered the estimate.
+    - `epochs`: per step used, `(sweep, t_edge_ms, delta_i_pA, delta_v_mV, tau_ms)`.
+    """
+
+    e_rest_mV: float
+    r_in_MOhm: float
+    tau_ms: float
+    capacitance_pF: float
+    n_epochs: int
+    epochs: tuple[tuple[int, float, float, float, float], ...] = ()
+
+    def area_cm2(self, c_m: float = 1.0) -> float:
+        """The membrane area [cm²] for a specific capacitance `c_m` [µF/cm²]."""
+        return self.capacitance_pF * 1e-6 / c_m
+
+    def g_leak(self, c_m: float = 1.0) -> float:
+        """The resting conductance density [mS/cm²] (1 / (r_in · area))."""
+        return 1e3 / (self.r_in_MOhm * 1e6 * self.area_cm2(c_m))
+
+
+def _exp_fit(t: np.ndarray, v: np.ndarray):
+    """Least-squares `v ≈ a + b exp(−t/τ)` over the τ grid; returns `(a, b, τ, rss)`."""
+    best = None
+    for tau in _TAU_GRID:
+        e = np.exp(-t / tau)
+        A = np.stack([np.ones_like(t), e], axis=1)
+        coef, *_ = np.linalg.lstsq(A, v, rcond=None)
+        rss = float(np.sum((A @ coef - v) ** 2))
+        if best is None or rss < best[3]:
+            best = (float(coef[0]), float(coef[1]), float(tau), rss)
+    return best
+
+
+def estimate_passive(
+    recording: hhjax.Recording,
+    *,
+    threshold: float = -20.0,
+    max_deflection_mV: float = 20.0,
+    settle_ms: float = 0.3,
+    min_epoch_ms: float = 10.0,
+    max_fit_ms: float = 200.0,
+) -> PassiveEstimate:
+    """Estimate the passive properties of a cell from its current-step responses.
+
+    Every change of the injected current (a step edge) starts an epoch that lasts
+    until the next change. The response is fitted by `a + b·exp(−t/τ)` (τ on a log
+    grid, `a`, `b` by least squares) from `settle_ms` after the edge up to the first
+    spike (upward crossing of `threshold` [mV]) minus 2 ms, at most `max_fit_ms`.
+    Epochs shorter than `min_epoch_ms`, with a spike before `min_epoch_ms`, or whose
+    fitted steady deflection exceeds `max_deflection_mV` (the membrane is no longer
+    near-linear) are skipped. The input resistance is the median of
+    `ΔV∞ / ΔI`, the time constant the median τ, and the capacitance `τ / R`.
+
+    Works for any step protocol with a known current in pA (ABF/NWB/NPZ files of
+    current-clamp step series); with no usable step it raises.
+
+    **Arguments:** `recording`: an [`hhjax.Recording`][] with the current in pA;
+    `threshold` [mV]; `max_deflection_mV`, `settle_ms`, `min_epoch_ms`,
+    `max_fit_ms` [ms] as above.
+
+    **Returns:** a [`fitting.PassiveEstimate`][].
+
+    **Raises:** `ValueError` if the current is not in pA or no step response is
+    usable (e.g. every step evokes a spike at once).
+    """
+    if not isinstance(recording, hhjax.Recording):
+        raise TypeError(f"`recording` must be an hhjax.Recording, got {type(recording).__name__}.")
+    if recording.current_unit != "pA":
+        raise ValueError(
+            "estimate_passive needs a recording whose current is in pA (a real cell); "
+            f"this one has {recording.current_unit or 'a stimulus object'}."
+        )
+    t = np.asarray(recording.t_ms, float)
+    V = np.asarray(recording.v_mV, float)
+    I = np.asarray(recording.i_samples, float)
+    rests, epochs = [], []
+    for s in range(V.shape[0]):
+        v, i = V[s], I[s]
+        tol = max(1e-3 * float(np.max(np.abs(i)) + 1e-9), 0.5)  # pA
+        change = np.nonzero(np.abs(np.diff(i)) > tol)[0] + 1
+        first = change[0] if change.size else t.size
+        if first > 10:
+            rests.append(float(np.median(v[:first])))
+        up = np.nonzero((v[1:] >= threshold) & (v[:-1] < threshold))[0] + 1
+        # edges: the first sample of each new level (ramps of a few samples merge)
+        edges = [int(k) for j, k in enumerate(change) if j == 0 or k - change[j - 1] > 2]
+        for j, k in enumerate(edges):
+            end = edges[j + 1] - 1 if j + 1 < len(edges) else t.size - 1
+            # levels: the median before the edge and after the ramp
+            i_before = float(np.median(i[max(0, k - 20): k]))
+            i_after = float(np.median(i[k + 2: min(end, k + 40)])) if end > k + 4 else math.nan
+            di = i_after - i_before
+            if not math.isfinite(di) or abs(di) < 5.0:
+                continue
+            t_edge = t[k]
+            spikes = t[up[(up >= k) & (up <= end)]]
+            t_stop = min(t[end], t_edge + max_fit_ms)
+            if spikes.size:
+                t_stop = min(t_stop, spikes[0] - 2.0)
+            if t_stop - t_edge < min_epoch_ms:
+                continue
+            # the voltage just before the edge is the baseline of the deflection
+            pre = (t >= t_edge - 5.0) & (t < t_edge)
+            if np.sum(pre) < 3:
+                continue
+            v_pre = float(np.mean(v[pre]))
+            sel = (t >= t_edge + settle_ms) & (t <= t_stop)
+            if np.sum(sel) < 10:
+                continue
+            a, b, tau, _ = _exp_fit(t[sel] - t_edge, v[sel])
+            dv = a - v_pre
+            if abs(dv) > max_deflection_mV or dv * di <= 0:
+                continue
+            if tau >= _TAU_GRID[-1] or tau <= _TAU_GRID[0]:
+                continue  # the grid's edge: no reliable relaxation in this window
+            if tau > 0.5 * (t_stop - t_edge) and spikes.size:
+                continue  # cut short by a spike long before it relaxes
+            epochs.append((s, float(t_edge), di, dv, tau))
+    if not epochs:
+        raise ValueError(
+            "estimate_passive found no usable sub-threshold step response (every step "
+            f"spikes within {min_epoch_ms} ms, or deflects more than "
+            f"{max_deflection_mV} mV); give the area/capacitance explicitly."
+        )
+    r = np.array([dv / di for _, _, di, dv, _ in epochs]) * 1e3  # mV/pA = GΩ → MΩ
+    taus = np.array([e[4] for e in epochs])
+    r_in = float(np.median(r))
+    tau = float(np.median(taus))
+    e_rest = float(np.median(rests)) if rests else float(np.median(V[:, :10]))
+    return PassiveEstimate(
+        e_rest_mV=e_rest,
+        r_in_MOhm=r_in,
+        tau_ms=tau,
+        capacitance_pF=tau / r_in * 1e3,  # ms / MΩ = nF → pF
+        n_epochs=len(epochs),
+        epochs=tuple(epochs),
+    )
