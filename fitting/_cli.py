@@ -122,6 +122,40 @@ def _demo(args, parser) -> int:
     return 0
 
 
+def _sweep_list(text, flag, parser):
+    if not text:
+        return []
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"{flag} expects comma-separated sweep indices, e.g. 0,2,4; got {text!r}")
+
+
+def _validation_rows(rec, v_model, sweeps, threshold):
+    import hhjax
+
+    rows = []
+    for k, s in enumerate(sweeps):
+        m = hhjax.validation_metrics(rec.t_ms, rec.v_mV[k], v_model[k], threshold=threshold)
+        rows.append({"sweep": int(s), **m})
+    return rows
+
+
+def _print_validation(rows, stream=sys.stdout):
+    print(f"  {'sweep':>5} {'spikes data/model':>18} {'count err':>10} {'latency err':>12} "
+          f"{'sub-thr RMSE':>13} {'Γ':>6}", file=stream)
+
+    def f(x, spec):
+        return "n/a" if x is None or x != x else format(x, spec)
+
+    for r in rows:
+        print(f"  {r['sweep']:>5} {r['n_spikes_data']:>9}/{r['n_spikes_model']:<8} "
+              f"{f(r['spike_count_error'], '.1%'):>10} "
+              f"{f(r['first_spike_latency_error_ms'], '+.1f'):>9} ms "
+              f"{f(r['subthreshold_rmse_mV'], '.2f'):>10} mV {f(r['gamma'], '.2f'):>6}",
+              file=stream)
+
+
 def _fit_cmd(args, parser) -> int:
     _setup_jax(args.x64)
     import jax
@@ -140,15 +174,33 @@ def _fit_cmd(args, parser) -> int:
         # ImportError: the ABF/NWB readers are an optional extra; its message names
         # `pip install "hhjax[io]"`
         parser.error(f"could not load {path}: {e}")
-    if args.sweeps:
-        try:
-            idx = [int(s) for s in args.sweeps.split(",") if s.strip()]
-            rec = rec.select(idx)
-        except (ValueError, IndexError) as e:
-            parser.error(f"--sweeps: {e}")
+    fit_sweeps = _sweep_list(args.sweeps, "--sweeps", parser)
+    val_sweeps = _sweep_list(args.validate, "--validate", parser)
+    for flag, idx in (("--sweeps", fit_sweeps), ("--validate", val_sweeps)):
+        bad = [k for k in idx if not 0 <= k < rec.n_sweeps]
+        if bad:
+            parser.error(f"{flag}: sweep(s) {bad} do not exist; {path.name} has "
+                         f"{rec.n_sweeps} sweeps (0..{rec.n_sweeps - 1})")
+    if set(fit_sweeps) & set(val_sweeps):
+        parser.error(f"sweeps {sorted(set(fit_sweeps) & set(val_sweeps))} are in both "
+                     "--sweeps and --validate; a held-out sweep must not be fitted")
+    model = args.model
+    if model == "auto" and rec.current_unit != "pA":
+        model = "hh"  # a membrane patch in µA/cm² (e.g. `hhjax demo`'s recording)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "checkpoint.npz"
+    if model != "hh":
+        return _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps,
+                             out, checkpoint)
+    if not fit_sweeps:
+        fit_sweeps = [k for k in range(rec.n_sweeps) if k not in val_sweeps]
+    rec_all = rec
+    rec = rec_all.select(fit_sweeps)
     if args.t_start is not None or args.t_end is not None:
         try:
             rec = rec.window(args.t_start, args.t_end)
+            rec_all = rec_all.window(args.t_start, args.t_end)
         except ValueError as e:
             parser.error(f"--t-start/--t-end: {e}")
     presets = {
@@ -171,11 +223,8 @@ def _fit_cmd(args, parser) -> int:
         except ValueError:
             parser.error(f"--bounds expects NAME=LOW:HIGH, got {k}={v}")
         bounds[k] = (lo, hi)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / "checkpoint.npz"
     print(f"hhjax fit: {rec.summary()}")
-    print(f"  fitting {', '.join(names)} from the {args.params} parameters; "
+    print(f"  model hh: fitting {', '.join(names)} from the {args.params} parameters; "
           f"{args.starts} start(s); output in {out}")
     kwargs = dict(
         bounds=bounds or None,
@@ -201,8 +250,72 @@ def _fit_cmd(args, parser) -> int:
     print(f"  status {res.status}; rmse {res.rmse:.3f} mV; {res.wall_time:.1f} s")
     for w in res.warnings:
         print(f"  warning: {w}")
-    extra = {"data": str(path.resolve()), "sweeps": args.sweeps}
+    extra = {"data": str(path.resolve()), "model": "hh", "fit_sweeps": fit_sweeps,
+             "validate_sweeps": val_sweeps, "validation": []}
+    if val_sweeps:
+        rec_val = rec_all.select(val_sweeps)
+        v_val = fitting.predict(res, rec_val)
+        extra["validation"] = _json_rows(
+            _validation_rows(rec_val, v_val, val_sweeps,
+                             0.0 if args.threshold is None else args.threshold)
+        )
+        print("  held-out sweeps:")
+        _print_validation(extra["validation"])
     paths = fitting.write_report(res, rec, out, extra=extra)
+    print(f"  wrote {paths['json']} and {paths['png']}")
+    return 0
+
+
+def _json_rows(rows):
+    return [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+        for r in rows
+    ]
+
+
+def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
+                  checkpoint) -> int:
+    import fitting
+
+    if rec.current_unit != "pA":
+        parser.error(f"--model {model} fits real cells (current in pA); {path.name} has "
+                     "its current in µA/cm²: use --model hh")
+    window = "auto"
+    if args.t_start is not None or args.t_end is not None:
+        window = (args.t_start if args.t_start is not None else rec.t0,
+                  args.t_end if args.t_end is not None else rec.t_end)
+    print(f"hhjax fit: {rec.summary()}")
+    print(f"  model {model}; fit sweeps "
+          f"{fit_sweeps or 'all but the held-out ones'}; held out {val_sweeps or 'none'}; "
+          f"output in {out}")
+    try:
+        cf = fitting.fit_cell(
+            rec, model, sweeps=fit_sweeps or None, validate=val_sweeps,
+            window_ms=window,
+            threshold_mV=-20.0 if args.threshold is None else args.threshold,
+            capacitance_pF=args.capacitance_pF, area_cm2=args.area_cm2,
+            steps=args.steps if args.steps is not None else 40,
+            checkpoint=checkpoint, resume=args.resume, progress=args.progress,
+        )
+    except fitting.FitInterrupted as e:
+        tmp = out / "fit.json.tmp"
+        import json
+        import os
+
+        summary = {"data": str(path.resolve()), "model": model, "status": "interrupted",
+                   "final_stage": e.result.to_json(), "validation": []}
+        tmp.write_text(json.dumps(summary, indent=1, allow_nan=False))
+        os.replace(tmp, out / "fit.json")
+        print(f"\ninterrupted: best-so-far result written to {out / 'fit.json'}; "
+              f"continue with the same command plus --resume")
+        return EXIT_INTERRUPTED
+    except (ValueError, TypeError) as e:
+        parser.error(str(e))
+    print(cf.summary())
+    print(f"  status {cf.status}; {cf.wall_time:.1f} s")
+    for w in cf.warnings:
+        print(f"  warning: {w}")
+    paths = cf.write(out, extra={"data": str(path.resolve())})
     print(f"  wrote {paths['json']} and {paths['png']}")
     return 0
 
@@ -243,24 +356,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = sub.add_parser(
         "fit",
-        help="fit HH parameters to a recording (.npz or .csv)",
+        help="fit a model to a recording (.abf, .nwb, .npz, .csv); validate on held-out sweeps",
         description=(
-            "Fit parameters of an HH model to a current-clamp recording. DATA is an "
-            ".npz with t_ms (T), v_mV (sweeps × T) and i_uA_per_cm2 or i_pA, or a CSV "
-            "with columns t_ms, v_mV_k, i_…_k. Writes DIR/fit.json (params, stderr, "
-            "loss, settings, versions), DIR/fit.png and a checkpoint (DIR/checkpoint.npz) "
-            "that --resume continues. Ctrl-C writes the best-so-far result."
+            "Fit a conductance-based model to a current-clamp recording and predict "
+            "held-out sweeps. RECORDING is an .abf or .nwb file (pip install "
+            "\"hhjax[io]\"), an .npz with t_ms (T), v_mV (sweeps × T) and i_pA or "
+            "i_uA_per_cm2, or a CSV with columns t_ms, v_mV_k, i_…_k. Real cells "
+            "(current in pA) get a cortical model (--model auto: Pospischil et al. "
+            "2008, fast-spiking or regular-spiking by spike width) fitted on spike "
+            "times and sub-threshold samples, with the membrane area fitted from the "
+            "passive step responses; a recording in µA/cm² gets the classic HH model "
+            "(--model hh). Writes DIR/fit.json (parameters, standard errors, settings, "
+            "versions and a 'validation' list: per held-out sweep the spike-count "
+            "error, first-spike latency error, sub-threshold RMSE and coincidence "
+            "factor Γ), DIR/fit.png (data and model overlaid) and a checkpoint "
+            "(DIR/checkpoint.npz) that --resume continues. Ctrl-C writes the "
+            "best-so-far result."
         ),
     )
-    fit.add_argument("data", metavar="DATA", help="recording file (.npz or .csv)")
+    fit.add_argument("data", metavar="RECORDING",
+                     help="recording file (.abf, .nwb, .npz or .csv)")
+    fit.add_argument("--model", default="auto",
+                     choices=["auto", "hh", "pospischil-rs", "pospischil-fs"],
+                     help="model family (default auto: pospischil-fs/-rs for a cell in "
+                          "pA by spike width, hh for a recording in µA/cm²)")
+    fit.add_argument("--validate", default=None, metavar="SWEEPS",
+                     help="comma-separated held-out sweep indices, predicted and scored "
+                          "after the fit (e.g. 1,3)")
+    fit.add_argument("--threshold", type=float, default=None,
+                     help="spike threshold [mV] for losses and metrics (default −20 for "
+                          "cells, 0 for hh)")
     fit.add_argument("--fit", default="g_na,g_k,g_leak,e_na,e_k,e_leak",
-                     help="comma-separated parameters to fit (default: the six "
-                          "conductances and reversal potentials; area_cm2 or "
-                          "capacitance_pF for pA recordings)")
+                     help="--model hh: comma-separated parameters to fit (default: "
+                          "the six conductances and reversal potentials; area_cm2 or "
+                          "capacitance_pF for pA recordings); cell models fit their "
+                          "own set (see fitting.cell_model)")
     fit.add_argument("--out", required=True, metavar="DIR", help="output folder")
     fit.add_argument("--seed", type=int, default=0, help="PRNG seed for the random starts")
     fit.add_argument("--starts", type=int, default=1, help="number of starts (default 1)")
-    fit.add_argument("--params", default="default",
+    fit.add_argument("--params", default="default",  # --model hh only
                      choices=["default", "squid_axon", "hh1952", "annarchy", "brainpy"],
                      help="starting parameter preset (default: hhjax.HHParams())")
     fit.add_argument("--set", action="append", metavar="NAME=VALUE",
@@ -268,14 +402,18 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--bounds", action="append", metavar="NAME=LOW:HIGH",
                      help="bounds of a fitted parameter, e.g. --bounds g_na=60:240")
     fit.add_argument("--area-cm2", type=float, default=None,
-                     help="membrane area [cm²] for recordings in pA")
+                     help="membrane area [cm²] for recordings in pA (cell models: the "
+                          "starting value; default from the passive step responses)")
     fit.add_argument("--capacitance-pF", dest="capacitance_pF", type=float, default=None,
                      help="total membrane capacitance [pF] for recordings in pA")
-    fit.add_argument("--sweeps", default=None, help="comma-separated sweep indices to fit")
+    fit.add_argument("--sweeps", default=None, metavar="SWEEPS",
+                     help="comma-separated sweep indices to fit (default: all but the "
+                          "--validate ones)")
     fit.add_argument("--t-start", type=float, default=None, help="first time to use [ms]")
     fit.add_argument("--t-end", type=float, default=None, help="last time to use [ms]")
     fit.add_argument("--steps", type=int, default=None,
-                     help="Levenberg–Marquardt steps per stage (default 30)")
+                     help="Levenberg–Marquardt steps per stage (default 30 for hh, 40 "
+                          "for the active stage of a cell model)")
     fit.add_argument("--checkpoint-every", type=int, default=10,
                      help="write the checkpoint every N steps (default 10)")
     fit.add_argument("--resume", action="store_true",
