@@ -47,16 +47,23 @@ class PassiveEstimate:
 
 
 def _exp_fit(t: np.ndarray, v: np.ndarray):
-    """Least-squares `v ≈ a + b exp(−t/τ)` over the τ grid; returns `(a, b, τ, rss)`."""
-    best = None
-    for tau in _TAU_GRID:
-        e = np.exp(-t / tau)
-        A = np.stack([np.ones_like(t), e], axis=1)
-        coef, *_ = np.linalg.lstsq(A, v, rcond=None)
-        rss = float(np.sum((A @ coef - v) ** 2))
-        if best is None or rss < best[3]:
-            best = (float(coef[0]), float(coef[1]), float(tau), rss)
-    return best
+    """Least-squares `v ≈ a + b exp(−t/τ)`: τ on the log grid, then on a 40× finer
+    grid around the best; returns `(a, b, τ, rss)`."""
+
+    def scan(taus):
+        best = None
+        for tau in taus:
+            e = np.exp(-t / tau)
+            A = np.stack([np.ones_like(t), e], axis=1)
+            coef, *_ = np.linalg.lstsq(A, v, rcond=None)
+            rss = float(np.sum((A @ coef - v) ** 2))
+            if best is None or rss < best[3]:
+                best = (float(coef[0]), float(coef[1]), float(tau), rss)
+        return best
+
+    a, b, tau, rss = scan(_TAU_GRID)
+    step = _TAU_GRID[1] / _TAU_GRID[0]
+    return scan(tau * step ** np.linspace(-1.0, 1.0, 81))
 
 
 def estimate_passive(
@@ -139,7 +146,7 @@ def estimate_passive(
             dv = a - v_pre
             if abs(dv) > max_deflection_mV or dv * di <= 0:
                 continue
-            if tau >= _TAU_GRID[-1] or tau <= _TAU_GRID[0]:
+            if tau >= _TAU_GRID[-2] or tau <= _TAU_GRID[1]:
                 continue  # the grid's edge: no reliable relaxation in this window
             if tau > 0.5 * (t_stop - t_edge) and spikes.size:
                 continue  # cut short by a spike long before it relaxes

@@ -1,0 +1,215 @@
+"""The real-cell workflow: `fitting.estimate_passive`, `fitting.SubthresholdLoss`, tied
+parameters, `fitting.fit_cell` (synthetic recovery with held-out sweeps; a short real
+fit of ../shared/data through the CLI) and its argument errors."""
+
+import json
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fitting
+import hhjax
+from fitting._cli import main as cli_main
+
+AREA = 2e-4  # cm² (200 pF at 1 µF/cm²)
+
+
+def _cell_recording(membrane, amps_pA, *, area=AREA, t_end=300.0, dt=0.1, on=50.0,
+                    off=250.0, hold_pA=0.0, noise=0.0, key=0):
+    """Sweeps of a simulated cell: steps of `amps_pA` from `on` to `off` ms, the
+    current in pA through `area` cm², sampled every `dt` ms (+ Gaussian noise [mV])."""
+    t = np.round(np.arange(0.0, t_end + dt / 2, dt), 10)
+    i = np.stack([np.where((t >= on) & (t < off), a, 0.0) + hold_pA for a in amps_pA])
+    rec0 = hhjax.Recording(t, np.zeros_like(i), i_pA=i, area_cm2=area)
+    stim = rec0.stimulus()
+    sim = fitting.HHSimulator(rtol=1e-9, atol=1e-9)
+    ts = jnp.asarray(t)
+    v, ok = jax.jit(jax.vmap(lambda s: sim(membrane, s, ts, (0.0, float(t[-1])), None)))(stim)
+    assert bool(jnp.all(ok))
+    v = np.asarray(v)
+    if noise:
+        v = v + noise * np.random.default_rng(key).standard_normal(v.shape)
+    return hhjax.Recording(t, v, i_pA=i, name="synthetic cell")
+
+
+# --------------------------------------------------------------------------------------
+# passive estimate
+
+
+def test_estimate_passive_recovers_a_passive_cell():
+    g_leak, e_leak = 0.05, -68.0  # mS/cm²: R = 1/(g·A) = 100 MΩ, τ = c_m/g = 20 ms
+    mb = hhjax.pospischil("RS", g_na=0.0, g_kd=0.0, g_m=0.0, g_leak=g_leak, e_leak=e_leak)
+    rec = _cell_recording(mb, [-100.0, -50.0, 50.0], t_end=400.0, off=300.0, noise=0.05)
+    est = fitting.estimate_passive(rec)
+    assert est.r_in_MOhm == pytest.approx(100.0, rel=0.02)
+    assert est.tau_ms == pytest.approx(20.0, rel=0.03)
+    assert est.capacitance_pF == pytest.approx(200.0, rel=0.04)
+    assert est.area_cm2() == pytest.approx(AREA, rel=0.04)
+    assert est.g_leak() == pytest.approx(g_leak, rel=0.04)
+    assert est.e_rest_mV == pytest.approx(e_leak, abs=0.1)
+    # onsets and offsets of the three steps
+    assert est.n_epochs == 6
+
+
+def test_estimate_passive_errors():
+    t = np.arange(0.0, 100.0, 0.1)
+    flat = hhjax.Recording(t, np.full((1, t.size), -70.0), i_pA=np.zeros((1, t.size)))
+    with pytest.raises(ValueError, match="no usable sub-threshold step"):
+        fitting.estimate_passive(flat)
+    dens = hhjax.Recording(t, np.full((1, t.size), -70.0), i_uA_per_cm2=np.zeros((1, t.size)))
+    with pytest.raises(ValueError, match="in pA"):
+        fitting.estimate_passive(dens)
+    with pytest.raises(TypeError, match="hhjax.Recording"):
+        fitting.estimate_passive(np.zeros(3))
+
+
+def test_estimate_passive_on_the_dev_set_matches_a_direct_measurement(shared_dir):
+    """On a real cell: R_in from the −100 pA step of sweep 4 of 171116sh_0018 read off
+    the trace by hand (peak deflection of the 5 ms running mean − baseline) agrees
+    with the estimate. (This cell sags: the fit window, 200 ms, sees the peak; the
+    late steady level is about 25 % less deflected.)"""
+    rec = hhjax.load_recording(shared_dir / "data/pyabf/171116sh_0018.abf", sweeps=[0, 1, 2, 3, 4])
+    est = fitting.estimate_passive(rec)
+    t, v = rec.t_ms, rec.v_mV[4]
+    base = np.median(v[(t > 1000) & (t < 1140)])
+    smooth = np.convolve(v, np.ones(100) / 100, mode="same")  # 5 ms at 20 kHz
+    peak = np.min(smooth[(t > 1150) & (t < 1340)])
+    r_direct = (peak - base) / -100.0 * 1e3  # mV/pA → MΩ
+    assert est.r_in_MOhm == pytest.approx(r_direct, rel=0.1)
+    assert 5.0 < est.tau_ms < 100.0 and est.n_epochs >= 10
+
+
+# --------------------------------------------------------------------------------------
+# sub-threshold loss and tied parameters
+
+
+def test_subthreshold_loss_masks_spikes():
+    t = np.arange(0.0, 100.0, 0.1)
+    v = np.full(t.size, -65.0)
+    for tc in (20.0, 60.0):  # 1 ms spikes to +30 mV
+        v[(t >= tc) & (t < tc + 1.0)] = 30.0
+    data = fitting.SweepData(t=t, v=v[None], i=np.zeros((1, t.size)))
+    loss = fitting.SubthresholdLoss(threshold=-20.0, exclude_ms=(2.0, 10.0))
+    keep = loss.mask(data)[0]
+    for tc in (20.0, 60.0):
+        assert not keep[(t >= tc - 2.0 + 1e-9) & (t <= tc + 10.0 - 1e-9)].any()
+    assert keep[(t > 32.0) & (t < 57.0)].all() and keep[t < 17.0].all()
+    model = v + np.where(keep, 1.5, 40.0)  # errors off the mask must not count
+    bound = loss.bind(data)
+    assert float(bound.value(jnp.asarray(model[None]))) == pytest.approx(1.5**2)
+    with pytest.raises(ValueError, match="no samples left"):
+        fitting.SubthresholdLoss(window=(20.5, 25.0)).bind(data)
+    with pytest.raises(ValueError, match="exclude_ms"):
+        fitting.SubthresholdLoss(exclude_ms=(-1.0, 2.0))
+
+
+def test_tied_parameters_set_every_field():
+    mb = hhjax.pospischil("RS")
+    name = "gates.m.v_t|gates.h.v_t|gates.n.v_t"
+    space = fitting.ParameterSpace(mb, (name, "channels.na.g"), bounds={name: (-70.0, -40.0)})
+    u = space.to_vector({name: -50.0, "channels.na.g": 70.0})
+    p = space.to_params(u)
+    assert [float(p.gates[k].v_t) for k in "mhn"] == pytest.approx([-50.0] * 3)
+    assert float(p.channels["na"].g) == pytest.approx(70.0)
+    moved = eqx.tree_at(lambda m: m.gates["h"].v_t, mb, jnp.asarray(-60.0))
+    with pytest.raises(ValueError, match="equal starting values"):
+        fitting.ParameterSpace(moved, (name,))
+
+
+def test_spike_widths_of_a_known_shape():
+    t = np.arange(0.0, 50.0, 0.05)
+    v = np.full(t.size, -70.0)
+    # a triangle: −70 → +30 mV over 0.5 ms, back over 1.0 ms, at 10 and 30 ms
+    for t0 in (10.0, 30.0):
+        up = (t >= t0) & (t < t0 + 0.5)
+        dn = (t >= t0 + 0.5) & (t < t0 + 1.5)
+        v[up] = -70.0 + 200.0 * (t[up] - t0)
+        v[dn] = 30.0 - 100.0 * (t[dn] - t0 - 0.5)
+    rec = hhjax.Recording(t, v[None], i_pA=np.zeros((1, t.size)))
+    # above −20 mV: from 0.25 ms to 0.5 + 0.5 = 1.0 ms → 0.75 ms
+    assert fitting.spike_widths(rec, -20.0) == pytest.approx([0.75, 0.75], abs=1e-9)
+
+
+# --------------------------------------------------------------------------------------
+# fit_cell
+
+
+def test_fit_cell_argument_errors():
+    t = np.arange(0.0, 100.0, 0.1)
+    rec = hhjax.Recording(t, np.full((3, t.size), -70.0), i_pA=np.zeros((3, t.size)))
+    with pytest.raises(ValueError, match="both fitted and held out"):
+        fitting.fit_cell(rec, sweeps=[0, 1], validate=[1])
+    with pytest.raises(ValueError, match="sweep 5 does not exist"):
+        fitting.fit_cell(rec, validate=[5])
+    with pytest.raises(ValueError, match="Unknown cell model"):
+        fitting.fit_cell(rec, "pospischil-xx")
+    with pytest.raises(ValueError, match="capacitance_pF"):
+        fitting.fit_cell(rec, capacitance_pF=-3.0)
+    dens = hhjax.Recording(t, np.full((1, t.size), -70.0), i_uA_per_cm2=np.zeros((1, t.size)))
+    with pytest.raises(ValueError, match="must be in pA"):
+        fitting.fit_cell(dens)
+    with pytest.raises(ValueError, match="not a field"):
+        fitting.CellModel("x", hhjax.pospischil("RS"),
+                          {"g_leak": "channels.leak.g", "e_leak": "channels.leak.e"},
+                          {"g_x": "channels.xx.g"}, {})
+
+
+@pytest.mark.slow
+def test_fit_cell_recovers_a_synthetic_cell_and_predicts_held_out_sweeps():
+    truth = hhjax.pospischil("RS", g_na=70.0, g_kd=5.0, g_leak=0.04, e_leak=-68.0,
+                             v_t=-58.0)
+    rec = _cell_recording(truth, [-60.0, 120.0, 180.0, 150.0, 210.0], t_end=400.0,
+                          off=350.0, noise=0.3)
+    cf = fitting.fit_cell(rec, "pospischil-rs", sweeps=[0, 1, 2], validate=[3, 4],
+                          steps=30, progress=False)
+    assert cf.values["capacitance_pF"] == pytest.approx(200.0, rel=0.05)
+    for row in cf.validation:
+        assert row["spike_count_error"] <= 0.15
+        assert row["gamma"] >= 0.8
+        assert row["subthreshold_rmse_mV"] <= 1.0
+
+
+def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path):
+    """The issue's command on a real ABF file, short: fit sweeps 0, 4, 6, 8 of
+    File_axon_5 on 165–765 ms (the 500 ms step and its offset), 5 steps; hold out
+    5 (sub-threshold) and 7 (spiking)."""
+    out = tmp_path / "cell"
+    rc = cli_main([
+        "fit", str(shared_dir / "data/pyabf/File_axon_5.abf"), "--model", "auto",
+        "--sweeps", "0,4,6,8", "--validate", "5,7", "--t-start", "165",
+        "--t-end", "765", "--steps", "5", "--out", str(out), "--no-progress",
+    ])
+    assert rc == 0
+    summary = json.loads((out / "fit.json").read_text())
+    assert (out / "fit.png").stat().st_size > 10_000
+    assert summary["model"] == "pospischil-rs"  # 1.4 ms wide spikes at −20 mV
+    val = {r["sweep"]: r for r in summary["validation"]}
+    assert sorted(val) == [5, 7]
+    for r in val.values():
+        assert {"sweep", "spike_count_error", "subthreshold_rmse_mV", "gamma",
+                "first_spike_latency_error_ms"} <= set(r)
+    # the held-out sub-threshold sweep: the issue's target, ≤ 3 mV, and no spikes
+    assert val[5]["n_spikes_data"] == 0 and val[5]["n_spikes_model"] == 0
+    assert val[5]["subthreshold_rmse_mV"] <= 3.0
+    # the held-out spiking sweep: the model fires, its first spike within 15 ms
+    assert val[7]["n_spikes_data"] == 2 and val[7]["n_spikes_model"] >= 1
+    assert abs(val[7]["first_spike_latency_error_ms"]) <= 15.0
+    # the capacitance is that of a neuron (tens to hundreds of pF)
+    assert 50.0 < summary["params"]["capacitance_pF"] < 600.0
+
+
+def test_cli_rejects_overlapping_and_unknown_sweeps(shared_dir, tmp_path, capsys):
+    f = str(shared_dir / "data/pyabf/File_axon_5.abf")
+    with pytest.raises(SystemExit):
+        cli_main(["fit", f, "--sweeps", "0,4", "--validate", "4", "--out", str(tmp_path)])
+    assert "held-out sweep must not be fitted" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["fit", f, "--validate", "12", "--out", str(tmp_path)])
+    assert "has 9 sweeps" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["fit", f, "--validate", "a,b", "--out", str(tmp_path)])
+    assert "comma-separated sweep indices" in capsys.readouterr().err
