@@ -28,7 +28,9 @@ from ._losses import SweepData as SweepData
 from ._losses import TraceLoss as TraceLoss
 from ._losses import WeightedSum as WeightedSum
 from ._passive import PassiveEstimate as PassiveEstimate
+from ._passive import current_edges as current_edges
 from ._passive import estimate_passive as estimate_passive
+from ._passive import onset_capacitance as onset_capacitance
 from ._optimizers import AbstractObjective as AbstractObjective
 from ._optimizers import AbstractOptimizer as AbstractOptimizer
 from ._optimizers import LevenbergMarquardt as LevenbergMarquardt

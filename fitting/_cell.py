@@ -26,7 +26,12 @@ import hhjax
 from ._fit import FitInterrupted, FitResult, Stage, fit, versions
 from ._losses import SpikeTimeLoss, SubthresholdLoss
 from ._optimizers import LevenbergMarquardt
-from ._passive import PassiveEstimate, estimate_passive
+from ._passive import (
+    PassiveEstimate,
+    current_edges,
+    estimate_passive,
+    onset_capacitance,
+)
 from ._report import predict
 from ._simulator import HHSimulator
 from ._transforms import TIE, get_parameter
@@ -198,11 +203,10 @@ def _auto_window(recording: hhjax.Recording, before_ms=50.0, after_ms=250.0):
     I = np.asarray(recording.i_samples, float)
     lo, hi = math.inf, -math.inf
     for i in I:
-        tol = max(1e-3 * float(np.max(np.abs(i)) + 1e-9), 0.5)
-        ch = np.nonzero(np.abs(np.diff(i)) > tol)[0]
+        ch = current_edges(i)
         if ch.size:
             lo = min(lo, t[ch[0]])
-            hi = max(hi, t[ch[-1] + 1])
+            hi = max(hi, t[ch[-1]])
     if not math.isfinite(lo):
         return None
     return (max(t[0], lo - before_ms), min(t[-1], hi + after_ms))
@@ -536,13 +540,23 @@ def fit_cell(
     try:
         passive = estimate_passive(rec_fit, threshold=threshold_mV)
     except ValueError as e:
-        if capacitance_pF is None and area_cm2 is None:
-            raise ValueError(
-                f"{e} (pass capacitance_pF= or area_cm2= to start from a known size)"
-            ) from None
         v0 = np.asarray(rec_fit.v_mV, float)[:, :10]
-        passive = PassiveEstimate(float(np.median(v0)), math.nan, math.nan, math.nan, 0)
-        warnings.append(f"no passive estimate ({e}); started from the given size")
+        c_onset = math.nan
+        if capacitance_pF is None and area_cm2 is None:
+            try:
+                c_onset = onset_capacitance(rec_fit)
+            except ValueError:
+                raise ValueError(
+                    f"{e} (pass capacitance_pF= or area_cm2= to start from a known size)"
+                ) from None
+            capacitance_pF = c_onset
+        passive = PassiveEstimate(float(np.median(v0)), math.nan, math.nan, c_onset, 0)
+        warnings.append(
+            f"no relaxing step response ({e.args[0].split(' (')[0]}); started from "
+            + (f"the onset-slope capacitance {c_onset:.0f} pF" if math.isfinite(c_onset)
+               else "the given size")
+            + " and the model's own leak"
+        )
     if area_cm2 is not None:
         area0 = float(area_cm2)
     elif capacitance_pF is not None:

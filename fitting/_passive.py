@@ -66,6 +66,28 @@ def _exp_fit(t: np.ndarray, v: np.ndarray):
     return scan(tau * step ** np.linspace(-1.0, 1.0, 81))
 
 
+def current_edges(i_pA: np.ndarray) -> np.ndarray:
+    """Sample indices where a step current changes level (the first sample of each
+    new level), for a command waveform or a *recorded* (noisy) current.
+
+    The current is median-filtered over 9 samples and a change must exceed ten
+    times the recording's sample-to-sample noise (robust, from the median absolute
+    difference), at least 0.5 pA; consecutive changes (a ramp over a few samples)
+    count once."""
+    i = np.asarray(i_pA, float)
+    if i.size < 12:
+        return np.zeros(0, int)
+    pad = np.pad(i, 4, mode="edge")
+    med = np.median(np.lib.stride_tricks.sliding_window_view(pad, 9), axis=1)
+    d = np.abs(np.diff(i))
+    noise = 1.4826 * float(np.median(d)) / math.sqrt(2.0)
+    tol = max(10.0 * noise, 0.5)
+    change = np.nonzero(np.abs(np.diff(med)) > tol)[0] + 1
+    return np.asarray(
+        [int(k) for j, k in enumerate(change) if j == 0 or k - change[j - 1] > 2], int
+    )
+
+
 def estimate_passive(
     recording: hhjax.Recording,
     *,
@@ -111,14 +133,11 @@ def estimate_passive(
     rests, epochs = [], []
     for s in range(V.shape[0]):
         v, i = V[s], I[s]
-        tol = max(1e-3 * float(np.max(np.abs(i)) + 1e-9), 0.5)  # pA
-        change = np.nonzero(np.abs(np.diff(i)) > tol)[0] + 1
-        first = change[0] if change.size else t.size
+        edges = [int(k) for k in current_edges(i)]
+        first = edges[0] if edges else t.size
         if first > 10:
             rests.append(float(np.median(v[:first])))
         up = np.nonzero((v[1:] >= threshold) & (v[:-1] < threshold))[0] + 1
-        # edges: the first sample of each new level (ramps of a few samples merge)
-        edges = [int(k) for j, k in enumerate(change) if j == 0 or k - change[j - 1] > 2]
         for j, k in enumerate(edges):
             end = edges[j + 1] - 1 if j + 1 < len(edges) else t.size - 1
             # levels: the median before the edge and after the ramp
@@ -170,3 +189,35 @@ def estimate_passive(
         n_epochs=len(epochs),
         epochs=tuple(epochs),
     )
+
+
+def onset_capacitance(
+    recording: hhjax.Recording, *, settle_ms: float = 0.3, span_ms: float = 2.0
+) -> float:
+    """Total capacitance [pF] from the initial slope of the step responses:
+    right after a current step ΔI the membrane charges at `dV/dt = ΔI / C` before
+    any conductance has responded. The slope is fitted on `[settle_ms,
+    settle_ms + span_ms]` after each edge of at least 5 pA (median over edges).
+    A cruder fallback of [`fitting.estimate_passive`][] for cells that spike before
+    any step relaxes (it slightly overestimates C, by the leak current that flows
+    during `span_ms`).
+
+    **Raises:** `ValueError` when the current is not in pA or no edge is usable."""
+    if recording.current_unit != "pA":
+        raise ValueError("onset_capacitance needs a recording whose current is in pA.")
+    t = np.asarray(recording.t_ms, float)
+    out = []
+    for v, i in zip(np.asarray(recording.v_mV, float), np.asarray(recording.i_samples, float)):
+        for k in current_edges(i):
+            i_before = float(np.median(i[max(0, k - 20): k]))
+            i_after = float(np.median(i[k + 1: k + 12]))
+            di = i_after - i_before
+            sel = (t >= t[k] + settle_ms) & (t <= t[k] + settle_ms + span_ms)
+            if abs(di) < 5.0 or np.sum(sel) < 4:
+                continue
+            slope = np.polyfit(t[sel], v[sel], 1)[0]  # mV/ms
+            if slope * di > 0:
+                out.append(di / slope)  # pA / (mV/ms) = pF
+    if not out:
+        raise ValueError("onset_capacitance found no current step of at least 5 pA.")
+    return float(np.median(out))

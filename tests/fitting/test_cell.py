@@ -53,6 +53,12 @@ def test_estimate_passive_recovers_a_passive_cell():
     assert est.e_rest_mV == pytest.approx(e_leak, abs=0.1)
     # onsets and offsets of the three steps
     assert est.n_epochs == 6
+    # the cruder fallback from the initial charging slope (biased up by the leak
+    # current during its 2 ms span: ≈ 1 + 2 ms / (2 τ) = 5 %)
+    assert fitting.onset_capacitance(rec) == pytest.approx(200.0, rel=0.1)
+    # a recorded (noisy) current: the edges are still found, once each
+    noisy = np.asarray(rec.i_samples[0]) + np.random.default_rng(1).normal(0, 3.0, rec.n_samples)
+    assert rec.t_ms[fitting.current_edges(noisy)] == pytest.approx([50.0, 300.0])
 
 
 def test_estimate_passive_errors():
