@@ -20,7 +20,13 @@ SMALL_ARGS = {
 def test_every_example_has_small_args():
     # the seed scenarios (seedNNN_*.py) run in-process in tests/test_seeds*.py, where
     # the same run is also checked against each seed's own method
-    names = [p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("seed")]
+    # real_cells.py fits the dev-set cells (minutes): its workflow runs in the default
+    # suite through `hhjax fit` (tests/fitting/test_cell.py), the script itself in
+    # the slow test below
+    names = [
+        p.name for p in EXAMPLES.glob("*.py")
+        if not p.name.startswith("seed") and p.name != "real_cells.py"
+    ]
     assert sorted(names) == sorted(SMALL_ARGS)
     seeds = sorted(p.name[:7] for p in EXAMPLES.glob("seed*.py"))
     assert seeds == ["seed000", "seed001", "seed002", "seed003", "seed004"]
@@ -37,6 +43,20 @@ def test_example_runs(name, tmp_path):
     assert proc.returncode == 0, proc.stderr
     pngs = list(tmp_path.glob("*.png"))
     assert pngs and all(p.stat().st_size > 10_000 for p in pngs)
+
+
+@pytest.mark.slow
+def test_real_cells_example_quick(shared_dir, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "real_cells.py"), "--quick", "--cell", "axon-5",
+         "--data", str(shared_dir / "data"), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "axon-5" / "fit.png").stat().st_size > 10_000
+    rows = json.loads((tmp_path / "heldout.json").read_text())
+    assert [v["sweep"] for v in rows[0]["validation"]] == [1, 5, 7]
+    assert "| axon-5 |" in (tmp_path / "heldout.md").read_text()
 
 
 def test_cli_simulate(tmp_path, capsys):
