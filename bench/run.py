@@ -515,9 +515,14 @@ def bench_batched(rows, args, p, stim, y0):
             diff = float(np.max(np.abs(np.asarray(vj, float) - res[peer][1]))) if peer in res else None
             rows.add(B, f"hhjax simulate_population {name}", N, "neuron_steps_per_s", N * n_steps / wall, "1/s",
                      peer=f"c_kernel {name}" if peer in res else None, ratio=ratio,
-                     note="fused fixed-step exponential Euler, dt=0.01, save_every=1.0; ratio = hhjax throughput / C-kernel throughput",
+                     note="fused fixed-step exponential Euler, dt=0.01, save_every=1.0, default threads "
+                          f"({hhjax._fast._default_threads()}: the population split over the cores, as the C kernel's "
+                          "OpenMP); ratio = hhjax throughput / C-kernel throughput",
                      wall_s=wall, first_call_s=first, max_abs_diff_vs_c_mV=diff)
             res[f"hhjax {name}"] = (wall, vj, first, ratio, diff)
+        # ---- peers: NEURON, Brian2, Jaxley (optional) -----------------------------------
+        if N <= args.peers_max_n:
+            bench_batched_peers(rows, args, N, gn, y0n, dt, n_steps, stride, res)
         # ---- hhjax general path: jit(vmap(simulate)) ---------------------------------------
         if N <= args.vmap_max:
             t = time.perf_counter()
@@ -531,6 +536,266 @@ def bench_batched(rows, args, p, stim, y0):
             res["vmap"] = (wall, vv, first)
         out.append((N, res))
         progress(f"batched N={N}: " + ", ".join(f"{k} {v[0]:.3f} s" for k, v in res.items()))
+    return out
+
+
+def bench_batched_peers(rows, args, N, gn, y0n, dt, n_steps, stride, res):
+    """Throughput of the peers on the same N neurons (g_na in [100, 140], each from its
+    resting state, v kept every 1 ms), and hhjax's ratio against each."""
+    import peers
+
+    B = "batched_throughput"
+    reps = 1 if N >= 10_000 else 2
+    hh_wall = res["hhjax float64"][0]
+    hh32_wall = res["hhjax float32"][0]
+    out = {}
+    if args.peers_ok.get("neuron"):
+        try:
+            nrn = peers.Neuron(nthread=args.peer_threads)
+            t = time.perf_counter()
+            nrn.build(gn, y0n)
+            build_s = time.perf_counter() - t
+            nrn.configure(dt=dt, secondorder=0, usetable=1)
+            nrn.record("all_v", stride * dt)
+            walls = [nrn.run() for _ in range(reps)]
+            wall = float(np.median(walls))
+            vn = nrn.all_v()
+            nrn.clear()
+            out["neuron"] = (wall, vn)
+            note = (f"NEURON {args.peer_versions.get('neuron')}: N sections (nseg=1, area 100 µm²) with hh, "
+                    f"IClamp 0.01 nA, fixed dt=0.01, backward Euler + rate tables (defaults), "
+                    f"pc.nthread({args.peer_threads}), cache_efficient; v recorded every 1 ms; "
+                    f"time of continuerun(100) (building {build_s:.1f} s and the per-cell state setting excluded)")
+            rows.add(B, "neuron hh (fixed dt, default scheme)", N, "neuron_steps_per_s", N * n_steps / wall, "1/s",
+                     note=note, wall_s=wall, build_s=build_s)
+        except Exception as e:  # report, never hide
+            print(f"!! NEURON batched N={N} failed: {type(e).__name__}: {e}", file=sys.stderr)
+    if args.peers_ok.get("brian2"):
+        try:
+            info, arr = peers.brian2_run(gn, y0n, target="cpp_standalone", dt=dt, record="all_v",
+                                         save_every=stride * dt, repeats=max(2, reps), threads=args.peer_threads)
+            # min, not median: Brian2's OpenMP code meets at a barrier every time step, so one
+            # busy core (other jobs on this 2-core machine) can stretch a run several-fold
+            wall = float(np.min(info["walls"]))
+            vb = arr["v"]
+            ref = res["hhjax float64"][1]
+            k = min(vb.shape[1], np.shape(ref)[1])
+            diff = float(np.max(np.abs(vb[:, :k] - np.asarray(ref)[:, :k])))
+            out["brian2"] = (wall, vb)
+            rows.add(B, "brian2 cpp_standalone exponential_euler", N, "neuron_steps_per_s", N * n_steps / wall, "1/s",
+                     note=f"Brian2 {info['version']} cpp_standalone (g++ -O3 -ffast-math -march=native), "
+                          f"{args.peer_threads} OpenMP threads, NeuronGroup with the HH equations per unit area, "
+                          "method='exponential_euler' (= hhjax's scheme), StateMonitor every 1 ms; time = "
+                          "device._last_run_time (the binary's simulation loop; build and process start excluded), "
+                          "min over the repeats (per-step OpenMP barriers: very sensitive to a busy core)",
+                     wall_s=wall, build_s=info.get("build_s"), binary_s=info.get("binary_s"),
+                     max_abs_diff_vs_hhjax_f64_mV=diff)
+        except Exception as e:  # report, never hide
+            print(f"!! Brian2 batched N={N} failed: {type(e).__name__}: {str(e)[:400]}", file=sys.stderr)
+    if args.peers_ok.get("jaxley"):
+        try:
+            if getattr(args, "_jaxley_fn", None) is None:
+                jxp = peers.Jaxley(dt=dt, solver="bwd_euler")
+                args._jaxley_fn = jax.jit(jax.vmap(jxp.sim_fn(save_every=stride * dt)))
+            f = args._jaxley_fn
+            xs = [jnp.asarray(gn)] + [jnp.asarray(x) for x in y0n]
+            t = time.perf_counter()
+            vj = f(*xs).block_until_ready()
+            first = time.perf_counter() - t
+            wall = median_time(lambda: f(*xs).block_until_ready(), reps)
+            out["jaxley"] = (wall, np.asarray(vj))
+            rows.add(B, "jaxley vmap bwd_euler", N, "neuron_steps_per_s", N * n_steps / wall, "1/s",
+                     note=f"Jaxley {args.peer_versions.get('jaxley')}: one 1-compartment cell with jaxley.channels.HH, "
+                          "jit(vmap) over (HH_gNa, initial state) of Jaxley's step function "
+                          "(build_init_and_step_fn, solver='bwd_euler', voltage_solver='jaxley.dhs.cpu') "
+                          "in a lax.scan keeping v every 1 ms",
+                     wall_s=wall, first_call_s=first)
+        except Exception as e:  # report, never hide
+            print(f"!! Jaxley batched N={N} failed: {type(e).__name__}: {str(e)[:400]}", file=sys.stderr)
+    for name, (wall, _) in out.items():
+        impl = {"neuron": "neuron hh (fixed dt, default scheme)", "brian2": "brian2 cpp_standalone exponential_euler",
+                "jaxley": "jaxley vmap bwd_euler"}[name]
+        for dn, w in (("float64", hh_wall), ("float32", hh32_wall)):
+            rows.add("batched_throughput_vs_peers", f"hhjax simulate_population {dn}", N, "neuron_steps_per_s",
+                     N * n_steps / w, "1/s", peer=impl, ratio=wall / w,
+                     note="ratio = hhjax throughput / peer throughput, same N, same run")
+        res[f"peer {name}"] = (wall, None)
+    progress(f"batched peers N={N}: " + ", ".join(f"{k} {v[0]:.3f} s" for k, v in out.items()))
+
+
+def bench_peer_traces(rows, args, p, stim, y0n, det):
+    """One neuron, dt = 0.01 ms: each peer's trace against hhjax (spike times with the
+    common Hermite detector; |Δv| where the scheme is the same) and its latency."""
+    import peers
+
+    B = "single_trace_peers"
+    out = []
+
+    def state(r):
+        return np.asarray(r.t), np.stack([np.asarray(r.v), np.asarray(r.m), np.asarray(r.h), np.asarray(r.n)])
+
+    hh_acc = det.spikes(*state(hhjax.simulate(p, stim, t_end=T_END)))
+    ee = hhjax.simulate_population(p, stim, T_END, dt=0.01)
+    t_ee = np.asarray(ee.t)
+    y_ee = np.stack([np.asarray(getattr(ee.state, k)) for k in "vmhn"])
+    hh_ee = det.spikes(t_ee, y_ee)
+
+    def add(label, t, y, wall, note, same_scheme=None, **extra):
+        sp = det.spikes(t, y)
+        err = float(np.max(np.abs(sp - det.ref))) if sp.size == det.ref.size else float("inf")
+        d_acc = float(np.max(np.abs(sp - hh_acc))) if sp.size == hh_acc.size else float("inf")
+        d_ee = float(np.max(np.abs(sp - hh_ee))) if sp.size == hh_ee.size else float("inf")
+        dv = None
+        if same_scheme is not None:
+            k = min(len(t), t_ee.size)
+            dv = float(np.max(np.abs(np.asarray(y[0][:k]) - y_ee[0][:k])))
+        rows.add(B, label, 1, "wall_s", wall, "s", note=note, n_spikes=int(sp.size),
+                 max_spike_time_error=err, max_spike_time_diff_vs_hhjax_accurate=d_acc,
+                 max_spike_time_diff_vs_hhjax_expeuler=d_ee, max_abs_dv_vs_hhjax_same_scheme_mV=dv, **extra)
+        out.append(dict(label=label, wall=wall, nsp=int(sp.size), err=err, d_acc=d_acc, d_ee=d_ee, dv=dv))
+        progress(f"peer trace {label}: {wall * 1e3:.2f} ms, spike err {err:.2e} ms, vs hhjax {d_acc:.2e} ms"
+                 + ("" if dv is None else f", |dv| vs hhjax same scheme {dv:.1e} mV"))
+
+    # hhjax itself (jitted latency at dt = 0.01)
+    for scheme in ("exponential_euler", "staggered"):
+        f = jax.jit(lambda q, s=scheme: hhjax.simulate_population(q, stim, T_END, dt=0.01, scheme=s, throw=False).state)
+        jax.block_until_ready(f(p))
+        wall = median_time(lambda: jax.block_until_ready(f(p)), max(5, args.repeats))
+        st = f(p)
+        add(f"hhjax simulate_population {scheme} dt=0.01", np.asarray(ee.t),
+            np.stack([np.asarray(getattr(st, k)) for k in "vmhn"]), wall,
+            "jax.jit(simulate_population(...)), one neuron")
+    if args.peers_ok.get("neuron"):
+        try:
+            nrn = peers.Neuron(nthread=1)
+            nrn.build([G_NA], [[x] for x in y0n])
+            nrn.record("trace")
+            for label, cfg, note in [
+                ("NEURON default (backward Euler, rate tables) dt=0.01", dict(dt=0.01, secondorder=0, usetable=1),
+                 "secondorder=0, usetable_hh=1"),
+                ("NEURON Crank–Nicolson (secondorder=2, no tables) dt=0.01", dict(dt=0.01, secondorder=2, usetable=0),
+                 "secondorder=2, usetable_hh=0"),
+            ]:
+                nrn.configure(**cfg)
+                walls = [nrn.run() for _ in range(max(3, args.repeats))]
+                t, v, m, hh_, n = nrn.trace()
+                add(label, t, np.stack([v, m, hh_, n]), float(np.median(walls)),
+                    f"NEURON {args.peer_versions.get('neuron')}: one section, area {nrn.area_um2():.6g} µm², "
+                    f"IClamp {peers.AMP_NA:g} nA, {note}; time of continuerun(100) incl. recording every step",
+                    area_um2=nrn.area_um2())
+            nrn.clear()
+        except Exception as e:  # report, never hide
+            print(f"!! NEURON trace failed: {type(e).__name__}: {e}", file=sys.stderr)
+    if args.peers_ok.get("brian2"):
+        try:
+            info, arr = peers.brian2_run([G_NA], [[x] for x in y0n], target="cython", dt=0.01, record="trace",
+                                         repeats=max(3, args.repeats))
+            t = arr["t"]
+            y = np.stack([arr["v"], arr["m"], arr["h"], arr["n"]])
+            add("Brian2 runtime (cython) exponential_euler dt=0.01", t, y, float(np.median(info["walls"])),
+                f"Brian2 {info['version']}, runtime mode, codegen target cython; time of Network.run(100 ms) "
+                "after a first (code-generating) run, StateMonitor of v, m, h, n every step",
+                same_scheme="hhjax exponential Euler", first_run_s=info.get("first_s"))
+        except Exception as e:  # report, never hide
+            print(f"!! Brian2 trace failed: {type(e).__name__}: {str(e)[:400]}", file=sys.stderr)
+    if args.peers_ok.get("jaxley"):
+        try:
+            import jaxley as jx
+
+            for solver in ("bwd_euler", "crank_nicolson"):
+                jxp = peers.Jaxley(dt=0.01, solver=solver)
+                cell = jxp.cell
+                cell.set("v", float(y0n[0]))
+                cell.init_states()
+                f = jax.jit(lambda c=cell, s=solver: jx.integrate(c, delta_t=0.01, t_max=T_END, solver=s,
+                                                                    return_states=False))
+                g = jax.jit(jax.vmap(jxp.sim_fn(save_every=0.01, all_states=True)))
+                jax.block_until_ready(f())
+                wall = median_time(lambda: jax.block_until_ready(f()), max(5, args.repeats))
+                ys = np.asarray(g(jnp.array([G_NA]), *[jnp.array([x]) for x in y0n]))[0]
+                v_int = np.asarray(f())[0]
+                add(f"Jaxley jx.integrate {solver} dt=0.01", np.arange(ys.shape[0]) * 0.01, ys.T, wall,
+                    f"Jaxley {args.peer_versions.get('jaxley')}: jit(jx.integrate(cell, delta_t=0.01, solver="
+                    f"'{solver}')), one compartment, area {jxp.area:g} µm², stimulus {peers.AMP_NA:g} nA",
+                    area_um2=jxp.area,
+                    max_abs_dv_integrate_vs_stepfn_mV=float(np.max(np.abs(v_int[: ys.shape[0]] - ys[:, 0]))))
+        except Exception as e:  # report, never hide
+            print(f"!! Jaxley trace failed: {type(e).__name__}: {str(e)[:400]}", file=sys.stderr)
+    return out, hh_acc
+
+
+def bench_grad_jaxley(rows, args, v_ref):
+    """Jaxley's value_and_grad / forward for the 6-parameter trace loss of grad6."""
+    import peers
+
+    B = "gradient_cost_6"
+    out = []
+    target = jnp.asarray(v_ref)[::10]
+    x0 = [0.115, 0.036, 0.0003, 50.0, -77.0, -54.387]  # Jaxley units: S/cm², mV
+    for label, ckpt in (("jaxley jx.integrate bwd_euler dt=0.01, reverse-mode", None),
+                        ("jaxley jx.integrate bwd_euler dt=0.01, reverse-mode, checkpoint_lengths=[100, 101]", [100, 101])):
+        try:
+            jxp = peers.Jaxley(dt=0.01, solver="bwd_euler")
+            jxp.cell.set("v", -64.99637933119206)
+            jxp.cell.init_states()
+            loss, params = jxp.loss_and_params(target, x0=x0, checkpoint_lengths=ckpt)
+            f = jax.jit(loss)
+            vg = jax.jit(jax.value_and_grad(loss))
+            jax.block_until_ready(f(params))
+            t_f = median_time(lambda: jax.block_until_ready(f(params)), args.repeats)
+            jax.block_until_ready(vg(params))
+            t_g = median_time(lambda: jax.block_until_ready(vg(params)), args.repeats)
+            g = np.concatenate([np.ravel(np.asarray(v)) for d in vg(params)[1] for v in d.values()])
+            fin = bool(np.all(np.isfinite(g)))
+            rows.add(B, label, 1, "grad_over_forward", t_g / t_f, "x", forward_s=t_f, value_and_grad_s=t_g,
+                     grads_finite=fin,
+                     note="Jaxley: make_trainable on HH_gNa, HH_gK, HH_gLeak, HH_eNa, HH_eK, HH_eLeak; "
+                          "jit(value_and_grad(loss)) / jit(loss), loss = trace MSE on the 0.1 ms grid")
+            out.append((label, t_f, t_g, fin))
+            progress(f"grad6 {label}: fwd {t_f * 1e3:.1f} ms, value+grad {t_g * 1e3:.1f} ms")
+        except Exception as e:  # report, never hide
+            print(f"!! Jaxley gradient failed: {type(e).__name__}: {str(e)[:400]}", file=sys.stderr)
+    return out
+
+
+def bench_memory(rows, args):
+    """bench/memory.py, one configuration per subprocess."""
+    import subprocess
+
+    import memory
+
+    B = "memory_grad_5_sweeps"
+    out = []
+    configs = list(memory.CONFIGS)
+    if args.quick:
+        configs = [c for c in configs if "staggered" not in c]
+    for label in configs:
+        cmd = [sys.executable, str(HERE / "memory.py"), label, str(args.repeats)]
+        if args.pin_cpu is not None:
+            cmd = ["taskset", "-c", str(args.pin_cpu)] + cmd
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("MEMORY_RESULT ")]
+            if proc.returncode != 0 or not line:
+                raise RuntimeError(proc.stderr[-400:])
+            r = json.loads(line[-1].split(" ", 1)[1])
+        except Exception as e:  # report, never hide
+            print(f"!! memory {label} failed: {type(e).__name__}: {str(e)[:400]}", file=sys.stderr)
+            continue
+        note = ("5 sweeps x 100 ms, dt=0.01 (Tsit5: PID 1e-6), loss = trace MSE on the 0.1 ms grid, "
+                "6 parameters; measured in a subprocess (bench/memory.py)")
+        extra = {k: v for k, v in r.items() if k != "config"}
+        rows.add(B, label, 1, "peak_rss_mb", r["peak_rss_mb"], "MB", note=note + "; VmHWM while calling the "
+                 "compiled value_and_grad (reset after compiling)", **extra)
+        rows.add(B, label, 1, "peak_rss_incl_compile_mb", r.get("peak_rss_incl_compile_mb"), "MB",
+                 note="VmHWM of the whole subprocess incl. imports and XLA compilation")
+        rows.add(B, label, 1, "xla_temp_mb", r.get("xla_vg_temp_mb"), "MB",
+                 note="compiled value_and_grad memory_analysis().temp_size_in_bytes (incl. saved residuals)")
+        rows.add(B, label, 1, "grad_over_forward", r["grad_over_forward"], "x", note=note,
+                 forward_s=r["forward_s"], value_and_grad_s=r["value_and_grad_s"])
+        out.append((label, r))
+        progress(f"memory {label}: peak RSS {r['peak_rss_mb']:.0f} MB (+{r['peak_rss_delta_mb']:.1f}), "
+                 f"XLA temp {r.get('xla_vg_temp_mb', float('nan')):.2f} MB, grad/fwd {r['grad_over_forward']:.2f}")
     return out
 
 
@@ -669,6 +934,59 @@ def bench_grad6(rows, args, p, stim, v_ref):
 # ======================================================================================
 
 
+def targets_table(rows):
+    """Markdown summary of the issue's targets from this run's rows."""
+
+    def find(bench, impl_pred, metric, n=None):
+        out = [r for r in rows if r["benchmark"] == bench and impl_pred(r) and r["metric"] == metric
+               and (n is None or r["n"] == n) and r.get("value") is not None]
+        return out
+
+    lines = ["## Targets (this run)\n", "| target | measured | status |", "|---|---|---|"]
+
+    def add(target, measured, ok):
+        lines.append(f"| {target} | {measured} | {'—' if ok is None else ('met' if ok else 'NOT met')} |")
+
+    thr = find("batched_throughput", lambda r: r["impl"].startswith("hhjax simulate_population"), "neuron_steps_per_s")
+    if thr:
+        nmax = max(r["n"] for r in thr)
+        for dn in ("float64", "float32"):
+            r = [x for x in thr if x["n"] == nmax and x["impl"].endswith(dn) and x.get("ratio") is not None]
+            if r:
+                add(f"fixed-step batched {dn} >= 0.8x C kernel (N = 1e5)",
+                    f"{r[0]['ratio']:.2f}x at N = {nmax}", r[0]["ratio"] >= 0.8 if nmax >= 100_000 else None)
+            j = [x for x in find("batched_throughput_vs_peers", lambda q: q["impl"].endswith(dn), "neuron_steps_per_s", nmax)
+                 if "jaxley" in (x.get("peer") or "")]
+            if j:
+                add(f"fixed-step batched {dn} >= 4x Jaxley (N = 1e5)", f"{j[0]['ratio']:.2f}x at N = {nmax}",
+                    j[0]["ratio"] >= 4 if nmax >= 100_000 else None)
+    m = find("matched_accuracy_single_trace", lambda r: r["impl"].startswith("hhjax"), "wall_s_at_err_le_0.01ms")
+    m = [r for r in m if r.get("ratio") is not None]
+    if m:
+        best = max(m, key=lambda r: r["ratio"])
+        add("single trace at <= 0.01 ms spike error >= 2x faster than diffrax Tsit5 + PID",
+            f"{best['ratio']:.2f}x ({best['impl']}, {best['setting_unit']} = {best['setting']:g}, "
+            f"{best['value'] * 1e3:.3f} ms)", best["ratio"] >= 2)
+    mem = [r for r in rows if r["benchmark"] == "memory_grad_5_sweeps" and r["metric"] == "grad_over_forward"
+           and r["impl"].startswith("simulate_population")]
+    if mem:
+        best = min(mem, key=lambda r: r["value"])
+        add("value-and-grad of a 6-parameter trace loss (5 sweeps x 100 ms, dt 0.01) <= 4x forward",
+            f"{best['value']:.2f}x ({best['impl']})", best["value"] <= 4)
+    rss = [r for r in rows if r["benchmark"] == "memory_grad_5_sweeps" and r["metric"] == "peak_rss_mb"]
+    if rss:
+        worst = max(rss, key=lambda r: r["value"])
+        add("memory of that value-and-grad <= 2 GB", f"peak RSS <= {worst['value']:.0f} MB over all rows "
+            f"({worst['impl']}; process incl. JAX runtime)", worst["value"] <= 2048)
+    c = find("single_trace_100ms", lambda r: r["impl"].startswith("hhjax default"), "compile_s")
+    if c:
+        add("compile time of hhjax.simulate (default solver) <= 2 s", f"{c[0]['value']:.2f} s", c[0]["value"] <= 2)
+    return "\n".join(lines) + "\n"
+
+
+SECTIONS = ("single", "peers", "matched", "batched", "grad", "grad6", "memory")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         description="Benchmark hhjax against a Radau reference and scipy.odeint on a "
@@ -681,16 +999,58 @@ def main(argv=None):
                          "metadata goes to <stem>_meta.json beside it")
     ap.add_argument("--repeats", type=int, default=None,
                     help="timing repeats per measurement (default 7, quick 3)")
+    ap.add_argument("--sections", default=",".join(SECTIONS),
+                    help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
+    ap.add_argument("--peers", default="neuron,brian2,jaxley",
+                    help="comma-separated peers to run when importable (default neuron,brian2,jaxley; "
+                         "'' for none); an absent peer is skipped with a printed note")
+    ap.add_argument("--peer-threads", type=int, default=None,
+                    help="threads for NEURON (pc.nthread) and Brian2 (OpenMP) in the throughput rows "
+                         "(default: os.cpu_count(), as the C kernel's OpenMP)")
+    ap.add_argument("--pin-cpu", type=int, default=0,
+                    help="CPU to pin the accuracy-matched single-trace timings and the memory "
+                         "subprocesses to (-1: no pinning; default 0)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny configuration for the test suite (seconds; numbers meaningless)")
     args = ap.parse_args(argv)
     if args.repeats is None:
         args.repeats = 3 if args.quick else 7
+    if args.pin_cpu is not None and args.pin_cpu < 0:
+        args.pin_cpu = None
     args.batch_sizes = [100, 10_000] if args.quick else [1, 100, 1000, 10_000, 100_000]
     args.numpy_max = 10_000
     args.vmap_max = 1000 if args.quick else 10_000
+    args.peers_max_n = 10_000 if args.quick else 100_000
+    args.peer_threads = args.peer_threads or os.cpu_count() or 1
+    sections = [x.strip() for x in args.sections.split(",") if x.strip()]
+    bad = [x for x in sections if x not in SECTIONS]
+    if bad:
+        ap.error(f"unknown sections {bad}; choose from {SECTIONS}")
+    if args.smoke:
+        args.quick = True
+        args.repeats = 1
+        args.batch_sizes = [8]
+        args.numpy_max = 0
+        args.vmap_max = 0
+        args.peers = ""
     t_start = time.perf_counter()
 
     meta = machine_meta(args)
     rows = Rows(meta)
+    # ---- optional peers -------------------------------------------------------------
+    import peers as peers_mod
+
+    args.peers_ok, args.peer_versions, peer_notes = {}, {}, []
+    for name in [x.strip() for x in args.peers.split(",") if x.strip()]:
+        ok, note = peers_mod.available(name)
+        args.peers_ok[name] = ok
+        if ok:
+            args.peer_versions[name] = note.split()[1]
+        else:
+            peer_notes.append(note)
+            print(f"NOTE: {note}", file=sys.stderr)
+    meta["peers"] = {k: (args.peer_versions.get(k) if v else None) for k, v in args.peers_ok.items()}
+    meta["peer_notes"] = peer_notes
     p = hhjax.HHParams()
     stim = hhjax.StepCurrent(amplitude=AMP, t_on=T_ON, t_off=T_OFF)
     y0 = hhjax.resting_state(p)
@@ -699,11 +1059,14 @@ def main(argv=None):
 
     # ---- reference ----------------------------------------------------------------
     t = time.perf_counter()
-    ref_dense, ref_spikes, ref_steps = reference(y0n)
+    ref_dense, ref_spikes, ref_steps = reference(y0n, **(dict(rtol=1e-7, atol=1e-9) if args.smoke else {}))
     ref_time = time.perf_counter() - t
     t_grid = np.linspace(0.0, T_END, N_SAMPLES)
     v_ref = ref_dense(t_grid)[0]
-    chk_dense, chk_spikes, _ = reference(y0n, method="DOP853", rtol=1e-12, atol=1e-14)
+    if args.smoke:
+        chk_dense, chk_spikes = ref_dense, ref_spikes
+    else:
+        chk_dense, chk_spikes, _ = reference(y0n, method="DOP853", rtol=1e-12, atol=1e-14)
     ref_spike_floor = (
         float(np.max(np.abs(chk_spikes - ref_spikes))) if chk_spikes.size == ref_spikes.size else float("nan")
     )
@@ -722,10 +1085,30 @@ def main(argv=None):
         )
     )
 
-    single, peer = bench_single(rows, args, p, stim, y0, ref_dense, ref_spikes, t_grid, v_ref)
-    batched = bench_batched(rows, args, p, stim, y0)
-    grad = bench_grad(rows, args, p, stim, v_ref, peer["wall"])
-    grad6 = bench_grad6(rows, args, p, stim, v_ref)
+    import matched
+
+    det = matched.Detector(np_rhs, np_stim, ref_spikes)
+    single, peer, peer_traces, matched_tab, batched, grad, grad6, mem = [], None, [], [], [], [], [], []
+    if "single" in sections:
+        single, peer = bench_single(rows, args, p, stim, y0, ref_dense, ref_spikes, t_grid, v_ref)
+    if "peers" in sections:
+        peer_traces, _ = bench_peer_traces(rows, args, p, stim, y0n, det)
+    if "matched" in sections:
+        ctx = dict(p=p, stim=stim, y0n=y0n, detector=det, np_rhs_scalar=np_rhs_scalar, progress=progress,
+                   peers_ok=args.peers_ok)
+        matched_tab = matched.run_section(rows, args, ctx)
+    if "batched" in sections:
+        batched = bench_batched(rows, args, p, stim, y0)
+    if "grad" in sections:
+        odeint_wall = peer["wall"] if peer else median_time(
+            lambda: odeint(np_rhs_scalar, y0n, t_grid), 2)
+        grad = bench_grad(rows, args, p, stim, v_ref, odeint_wall)
+    if "grad6" in sections:
+        grad6 = bench_grad6(rows, args, p, stim, v_ref)
+        if args.peers_ok.get("jaxley"):
+            grad6 += bench_grad_jaxley(rows, args, v_ref)
+    if "memory" in sections:
+        mem = bench_memory(rows, args)
     total = time.perf_counter() - t_start
     meta["total_runtime_s"] = total
 
@@ -746,61 +1129,124 @@ def main(argv=None):
       f"{ref_spikes.size} spikes at {np.array2string(ref_spikes, precision=4, separator=', ')} ms. "
       f"Reference floor (vs DOP853 1e-12/1e-14): spike times {ref_spike_floor:.1e} ms, "
       f"trace RMSE {ref_rmse_floor:.1e} mV. hhjax vs NumPy rest state: {rest_diff:.1e}.\n")
-    P("## Single 100 ms trace\n")
-    if args.quick:
-        P("ratio = scipy.odeint (default tol) wall time / this row's hhjax.simulate wall time "
-          "(> 1: faster than odeint). --quick skips the jitted-wrapper timing and the Kvaerno5 "
-          "and ExponentialEuler dt=0.001 rows.\n")
+    if single:
+        P("## Single 100 ms trace\n")
+        if args.quick:
+            P("ratio = scipy.odeint (default tol) wall time / this row's hhjax.simulate wall time "
+              "(> 1: faster than odeint). --quick skips the jitted-wrapper timing and the Kvaerno5 "
+              "and ExponentialEuler dt=0.001 rows.\n")
+        else:
+            P("ratio = scipy.odeint (default tol) wall time / this row's jitted wall time "
+              "(> 1: faster than odeint).\n")
+        P("| impl | compile s | wall ms (simulate) | wall ms (jit) | ratio vs odeint | steps (acc/rej) | spikes (ref) | max spike err ms | trace RMSE mV |")
+        P("|---|---|---|---|---|---|---|---|---|")
+        for label, d in single:
+            if "failed" in d:
+                P(f"| {label} | FAILED: {d['failed']} | | | | | | | |")
+                continue
+            steps = str(d["steps"])
+            if d.get("acc") is not None:
+                steps += f" ({d['acc']}/{d['rej']})"
+            ratio_t = d["wall_jit"] if d["wall_jit"] is not None else d["wall"]
+            ratio = peer["wall"] / ratio_t
+            P(f"| {label} | {fmt(d['compile'], '.2f')} | {fmt(d['wall'] * 1e3, '.2f')} | "
+              f"{fmt(None if d['wall_jit'] is None else d['wall_jit'] * 1e3, '.2f')} | {ratio:.2f} | {steps} | "
+              f"{d['nsp']} ({ref_spikes.size}){'' if d['match'] else ' MISMATCH'} | {fmt(d['err'], '.2e')} | "
+              f"{fmt(d['rmse'], '.3g')} |")
+        P("")
+        P("odeint spike errors use hhjax.crossing_times with the NumPy model's dv/dt (Hermite); with linear "
+          "interpolation of the saved trace: "
+          + ", ".join(f"{lab}: {d['err_lin']:.2e} ms" for lab, d in single if "err_lin" in d) + ".\n")
+    if peer_notes:
+        P("Peers skipped: " + "; ".join(peer_notes) + "\n")
+    if peer_traces:
+        P("## Peers: one neuron, dt = 0.01 ms (spike times with the common Hermite detector)\n")
+        P("Δ hhjax accurate = max |spike time − hhjax.simulate default (Tsit5 1e-6)|; Δ hhjax ExpEuler = the "
+          "same against hhjax simulate_population exponential Euler dt=0.01 (Brian2's scheme); |Δv| only "
+          "where the scheme is the same. Latency: jitted hhjax, NEURON continuerun, Brian2 Network.run, "
+          "jitted jx.integrate.\n")
+        P("| impl | wall ms | spikes | max spike err vs ref ms | Δ hhjax accurate ms | Δ hhjax ExpEuler ms | max abs Δv same scheme mV |")
+        P("|---|---|---|---|---|---|---|")
+        for d in peer_traces:
+            P(f"| {d['label']} | {d['wall'] * 1e3:.2f} | {d['nsp']} | {fmt(d['err'], '.2e')} | {fmt(d['d_acc'], '.2e')} | "
+              f"{fmt(d['d_ee'], '.2e')} | {fmt(d['dv'], '.1e')} |")
+        P("")
+    if matched_tab:
+        P("## Accuracy-matched single trace (fastest setting reaching the spike-time target)\n")
+        P(f"ratio = {matched.PEER} time / this row's time at the same target (> 1: faster than the peer). "
+          f"JAX rows are jitted calls; timings pinned to CPU {args.pin_cpu}. Ladders of every setting are "
+          "in the JSON (benchmark matched_accuracy_single_trace_ladder).\n")
+        P("| impl | target ms | setting | wall ms | max spike err ms | steps | ratio vs Tsit5+PID |")
+        P("|---|---|---|---|---|---|---|")
+        for label, tgt, unit, best, ratio in sorted(matched_tab, key=lambda r: (r[1], r[0] != matched.PEER)):
+            if best is None:
+                P(f"| {label} | ≤ {tgt:g} | not reached | — | — | — | — |")
+                continue
+            P(f"| {label} | ≤ {tgt:g} | {unit} = {best['setting']:g} | {best['wall'] * 1e3:.3f} | {best['err']:.2e} | "
+              f"{best['steps']} | {fmt(ratio, '.2f')} |")
+        P("")
+    if batched:
+        P("## Batched throughput (classic HH, exponential Euler dt=0.01, 100 ms, save_every=1.0)\n")
+        P("neuron-steps/s; ratio = hhjax simulate_population / C kernel of the same precision (same run). "
+          "vmap = jit(vmap(simulate)), the general path.\n")
+        P("| N | C f64 | hhjax f64 | ratio f64 | C f32 | hhjax f32 | ratio f32 | vmap(simulate) f64 | numpy f64 | max |Δv| f64/f32 vs C mV | first call f64 s |")
+        P("|---|---|---|---|---|---|---|---|---|---|---|")
+        for N, r in batched:
+            sps = lambda k: fmt(N * (T_END / 0.01) / r[k][0], ".3g") if k in r else "—"  # noqa: E731
+            P(f"| {N} | {sps('c float64')} | {sps('hhjax float64')} | {fmt(r['hhjax float64'][3], '.2f')} | "
+              f"{sps('c float32')} | {sps('hhjax float32')} | {fmt(r['hhjax float32'][3], '.2f')} | "
+              f"{sps('vmap')} | {sps('numpy')} | {fmt(r['hhjax float64'][4], '.1e')}/{fmt(r['hhjax float32'][4], '.1e')} | "
+              f"{r['hhjax float64'][2]:.2f} |")
+        P("")
+    if batched and any(any(k.startswith("peer ") for k in r) for _, r in batched):
+        P("## Batched throughput: peers (same N neurons, same protocol, same run)\n")
+        P("neuron-steps/s. NEURON: fixed dt 0.01, backward Euler + rate tables (its defaults), "
+          f"pc.nthread({args.peer_threads}); Brian2: cpp_standalone, exponential_euler, {args.peer_threads} OpenMP "
+          "threads, time of the binary's run loop; Jaxley: jit(vmap) of its step function, bwd_euler. "
+          "ratio = hhjax simulate_population throughput / peer throughput.\n")
+        P("| N | NEURON | Brian2 | Jaxley | hhjax f64 | hhjax f32 | f64/NEURON | f64/Brian2 | f64/Jaxley | f32/Jaxley |")
+        P("|---|---|---|---|---|---|---|---|---|---|")
+        for N, r in batched:
+            sps = lambda k: fmt(N * (T_END / 0.01) / r[k][0], ".3g") if k in r else "—"  # noqa: E731
+            rat = lambda a, b: fmt(r[b][0] / r[a][0], ".2f") if (a in r and b in r) else "—"  # noqa: E731
+            P(f"| {N} | {sps('peer neuron')} | {sps('peer brian2')} | {sps('peer jaxley')} | {sps('hhjax float64')} | "
+              f"{sps('hhjax float32')} | {rat('hhjax float64', 'peer neuron')} | {rat('hhjax float64', 'peer brian2')} | "
+              f"{rat('hhjax float64', 'peer jaxley')} | {rat('hhjax float32', 'peer jaxley')} |")
+        P("")
+    if grad:
+        P("## Gradient cost (trace-MSE loss vs the reference w.r.t. HHParams, g_na=115 start)\n")
+        P("| impl | forward ms | value_and_grad ms | grad/forward | grads finite | compile (grad) s | odeint forward-diff est. ms | ratio vs FD |")
+        P("|---|---|---|---|---|---|---|---|")
+        for label, g in grad:
+            if "failed" in g:
+                P(f"| {label} | {g['t_f'] * 1e3:.2f} | FAILED: {g['failed'][:160]} | | | | | |")
+                continue
+            P(f"| {label} | {g['t_f'] * 1e3:.2f} | {g['t_g'] * 1e3:.2f} | {g['ratio']:.2f} | {g['finite']} | "
+              f"{g['first_g'] - g['t_g']:.2f} | {g['fd_est'] * 1e3:.1f} | {g['fd_est'] / g['t_g']:.2f} |")
+        P("")
+    if grad6:
+        P("## Gradient w.r.t. the six fitted parameters (trace MSE on the 0.1 ms grid)\n")
+        P("| impl | forward ms | value+grad ms | ratio | finite |")
+        P("|---|---|---|---|---|")
+        for label, t_f, t_g, fin in grad6:
+            P(f"| {label} | {t_f * 1e3:.2f} | {t_g * 1e3:.2f} | {t_g / t_f:.2f} | {fin} |")
+        P("")
+    if mem:
+        P("## Value-and-grad of a 6-parameter trace loss, 5 sweeps x 100 ms, dt = 0.01 ms: memory and cost\n")
+        P("Peak RSS = VmHWM of the subprocess while calling the compiled value_and_grad (after compiling; "
+          "incl. the JAX runtime); Δ = that peak minus the RSS just before; XLA temp = compiled "
+          "memory_analysis() scratch incl. saved residuals. grad/fwd = value_and_grad time / forward time.\n")
+        P("| impl | peak RSS MB | Δ MB | peak incl. compile MB | XLA temp MB (vg / fwd) | forward ms | value+grad ms | grad/fwd | finite |")
+        P("|---|---|---|---|---|---|---|---|---|")
+        for label, r in mem:
+            P(f"| {label} | {r['peak_rss_mb']:.0f} | {r['peak_rss_delta_mb']:.1f} | {fmt(r.get('peak_rss_incl_compile_mb'), '.0f')} | "
+              f"{fmt(r.get('xla_vg_temp_mb'), '.2f')} / {fmt(r.get('xla_forward_temp_mb'), '.2f')} | "
+              f"{r['forward_s'] * 1e3:.2f} | {r['value_and_grad_s'] * 1e3:.2f} | {r['grad_over_forward']:.2f} | {r['grads_finite']} |")
+        P("")
+    if args.smoke:
+        P("(--smoke: a format check with a coarse reference and tiny sizes; the numbers mean nothing)\n")
     else:
-        P("ratio = scipy.odeint (default tol) wall time / this row's jitted wall time "
-          "(> 1: faster than odeint).\n")
-    P("| impl | compile s | wall ms (simulate) | wall ms (jit) | ratio vs odeint | steps (acc/rej) | spikes (ref) | max spike err ms | trace RMSE mV |")
-    P("|---|---|---|---|---|---|---|---|---|")
-    for label, d in single:
-        if "failed" in d:
-            P(f"| {label} | FAILED: {d['failed']} | | | | | | | |")
-            continue
-        steps = str(d["steps"])
-        if d.get("acc") is not None:
-            steps += f" ({d['acc']}/{d['rej']})"
-        ratio_t = d["wall_jit"] if d["wall_jit"] is not None else d["wall"]
-        ratio = peer["wall"] / ratio_t
-        P(f"| {label} | {fmt(d['compile'], '.2f')} | {fmt(d['wall'] * 1e3, '.2f')} | "
-          f"{fmt(None if d['wall_jit'] is None else d['wall_jit'] * 1e3, '.2f')} | {ratio:.2f} | {steps} | "
-          f"{d['nsp']} ({ref_spikes.size}){'' if d['match'] else ' MISMATCH'} | {fmt(d['err'], '.2e')} | "
-          f"{fmt(d['rmse'], '.3g')} |")
-    P("")
-    P("odeint spike errors use hhjax.crossing_times with the NumPy model's dv/dt (Hermite); with linear "
-      "interpolation of the saved trace: "
-      + ", ".join(f"{lab}: {d['err_lin']:.2e} ms" for lab, d in single if "err_lin" in d) + ".\n")
-    P("## Batched throughput (classic HH, exponential Euler dt=0.01, 100 ms, save_every=1.0)\n")
-    P("neuron-steps/s; ratio = hhjax simulate_population / C kernel of the same precision (same run). "
-      "vmap = jit(vmap(simulate)), the general path.\n")
-    P("| N | C f64 | hhjax f64 | ratio f64 | C f32 | hhjax f32 | ratio f32 | vmap(simulate) f64 | numpy f64 | max |Δv| f64/f32 vs C mV | first call f64 s |")
-    P("|---|---|---|---|---|---|---|---|---|---|---|")
-    for N, r in batched:
-        sps = lambda k: fmt(N * (T_END / 0.01) / r[k][0], ".3g") if k in r else "—"  # noqa: E731
-        P(f"| {N} | {sps('c float64')} | {sps('hhjax float64')} | {fmt(r['hhjax float64'][3], '.2f')} | "
-          f"{sps('c float32')} | {sps('hhjax float32')} | {fmt(r['hhjax float32'][3], '.2f')} | "
-          f"{sps('vmap')} | {sps('numpy')} | {fmt(r['hhjax float64'][4], '.1e')}/{fmt(r['hhjax float32'][4], '.1e')} | "
-          f"{r['hhjax float64'][2]:.2f} |")
-    P("")
-    P("## Gradient cost (trace-MSE loss vs the reference w.r.t. HHParams, g_na=115 start)\n")
-    P("| impl | forward ms | value_and_grad ms | grad/forward | grads finite | compile (grad) s | odeint forward-diff est. ms | ratio vs FD |")
-    P("|---|---|---|---|---|---|---|---|")
-    for label, g in grad:
-        if "failed" in g:
-            P(f"| {label} | {g['t_f'] * 1e3:.2f} | FAILED: {g['failed'][:160]} | | | | | |")
-            continue
-        P(f"| {label} | {g['t_f'] * 1e3:.2f} | {g['t_g'] * 1e3:.2f} | {g['ratio']:.2f} | {g['finite']} | "
-          f"{g['first_g'] - g['t_g']:.2f} | {g['fd_est'] * 1e3:.1f} | {g['fd_est'] / g['t_g']:.2f} |")
-    P("")
-    P("## Gradient w.r.t. the six fitted parameters (trace MSE on the 0.1 ms grid)\n")
-    P("| impl | forward ms | value+grad ms | ratio | finite |")
-    P("|---|---|---|---|---|")
-    for label, t_f, t_g, fin in grad6:
-        P(f"| {label} | {t_f * 1e3:.2f} | {t_g * 1e3:.2f} | {t_g / t_f:.2f} | {fin} |")
-    P("")
+        P(targets_table(rows.rows))
     P(f"Total runtime {total:.1f} s. Rows: {out}; metadata: {meta_path}.")
 
 

@@ -10,17 +10,30 @@ $$x_{k+1} = x_\infty + (x_k - x_\infty)\,e^{-\Delta t/\tau_x}, \qquad
 
 with every rate, $x_\infty$, $\tau_x$, $g_\mathrm{tot} = \sum_c g_c\prod x^p$ and
 $v_\infty = (i_\mathrm{stim} + \sum_c g_c \prod x^p E_c)/g_\mathrm{tot}$ taken at the
-start of the step — the same numbers as `simulate(..., solver=hhjax.ExponentialEuler())`
-on the same grid, computed without autodiff of the vector field. The stimulus is
-evaluated inside the loop, only every `save_every` is stored, the inner loop is
-unrolled, and (for gradients) each saved block is rematerialised
+start of the step — the scheme of `simulate(..., solver=hhjax.ExponentialEuler())`
+on the same grid, computed without autodiff of the vector field (for the classic
+kinetics with the rate exponentials shared, `_classic_rates_shared`: the same
+numbers to ~1e-13 relative). The stimulus is evaluated inside the loop, only every
+`save_every` is stored, and (for gradients) each saved block is rematerialised
 (`jax.checkpoint`), so reverse-mode memory grows with the number of *saved* samples,
-not of steps.
+not of steps. On a CPU, outside JAX transformations, large populations are split
+over the available cores (`threads`).
+
+`scheme="staggered"` swaps the update for a second-order staggered one (gates at
+half steps, trapezoidal updates) at the same cost per step — the fast path to an
+accurate single trace.
+
+Performance notes (2-core x86 CPU, classic HH, dt = 0.01, f64): XLA:CPU splits a
+step into ~15 kernels (fusion stops at exponentials and divisions with several
+users), and per neuron-step it costs ~2x the cycles of gcc -O3 -ffast-math with
+libmvec (bench/hh_kernel.c) — mostly the transcendentals and divisions; sharing
+the rate exponentials and single-use divisions gained ~1.3x, threads ~1.8x.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import equinox as eqx
@@ -31,7 +44,8 @@ from jaxtyping import Array, ArrayLike
 
 from ._channels import AbstractRateGate, Membrane, MembraneState, check_model
 from ._model import HHState, resting_state
-from ._params import HHParams, is_concrete
+from ._params import RATE_V_LIMIT, HHParams, is_concrete
+from ._rates import ClassicKinetics
 from ._stimulus import AbstractNoiseCurrent, AbstractStimulus, noise_sources
 
 
@@ -71,19 +85,86 @@ def _batch_shape(model) -> tuple[int, ...]:
         ) from None
 
 
+def _exprel_inv_from_exp(x, e, eps):
+    """x / (1 − e) with e = exp(−x) given; the series 1 + x/2 + x²/12 − x⁴/720 +
+    x⁶/30240 for |x| < eps (double where: finite value and gradient at x = 0)."""
+    small = jnp.abs(x) < eps
+    safe_x = jnp.where(small, jnp.ones_like(x), x)
+    safe_e = jnp.where(small, jnp.zeros_like(e), e)
+    x2 = x * x
+    series = 1 + x / 2 + x2 * (1.0 / 12 + x2 * (-1.0 / 720 + x2 * (1.0 / 30240)))
+    return jnp.where(small, series, safe_x / (1 - safe_e))
+
+
+def _classic_rates_shared(p: HHParams, v) -> dict:
+    """`p.rates(v)` for `ClassicKinetics` (φ-scaled, v − v_shift clamped to
+    ±RATE_V_LIMIT) with the exponentials shared. Every classic rate is built from
+    exp(−(u + c)/k), k ∈ {10, 18, 20, 80}: in float64 all six come from
+    q = exp(−(u + 65)/720) by products (q⁹, q³⁶, q⁴⁰, q⁷² = e^{−(u+65)/10}), one
+    transcendental instead of six, within 5e-14 relative of the exact rates (the
+    α's within 1e-13 next to their removable points, series below |x| < 0.1);
+    float32 shares q = exp(−(u + 65)/80) for β_n, α_h (q⁴), β_h (q⁸) and keeps its
+    own exponentials for α_m, α_n, β_m (float32 rounding, as `p.rates`). About 1.3x
+    fewer cycles per neuron-step on CPU than `p.rates`."""
+    u = jnp.clip(jnp.asarray(v) - p.v_shift, -RATE_V_LIMIT, RATE_V_LIMIT)
+    w = u + 65.0
+    xm = (u + 40.0) * 0.1
+    xn = (u + 55.0) * 0.1
+    if jnp.result_type(u) == jnp.float64:
+        q = jnp.exp(w * (-1.0 / 720.0))
+        q2 = q * q
+        q4 = q2 * q2
+        q9 = q4 * q4 * q
+        q18 = q9 * q9
+        q36 = q18 * q18
+        q72 = q36 * q36
+        bm = 4.0 * (q36 * q4)
+        ah = 0.07 * q36
+        bn = 0.125 * q9
+        bh = 1.0 / (1.0 + math.exp(3.0) * q72)
+        em = math.exp(2.5) * q72  # exp(−xm)
+        en = math.exp(1.0) * q72  # exp(−xn)
+    else:
+        q = jnp.exp(w * (-1.0 / 80.0))
+        q4 = (q * q) * (q * q)
+        bm = 4.0 * jnp.exp(w * (-1.0 / 18.0))
+        ah = 0.07 * q4
+        bn = 0.125 * q
+        bh = 1.0 / (1.0 + math.exp(3.0) * (q4 * q4))
+        em = jnp.exp(-xm)
+        en = jnp.exp(-xn)
+    phi = p.phi
+    return dict(
+        alpha_m=phi * _exprel_inv_from_exp(xm, em, 0.1),
+        beta_m=phi * bm,
+        alpha_h=phi * ah,
+        beta_h=phi * bh,
+        alpha_n=phi * (0.1 * _exprel_inv_from_exp(xn, en, 0.1)),
+        beta_n=phi * bn,
+    )
+
+
+def _hh_rates(p: HHParams, v) -> dict:
+    if type(p.kinetics) is ClassicKinetics:
+        return _classic_rates_shared(p, v)
+    return p.rates(v)
+
+
 def _hh_step(p: HHParams, y: HHState, i_stim, dt) -> HHState:
-    r = p.rates(y.v)
+    # x_{k+1} = x_inf + (x_k − x_inf)·E written as x_k·E + α(1 − E)/(α + β): every
+    # division has a single use, which lets XLA:CPU fuse more of the step
+    r = _hh_rates(p, y.v)
     out = {}
     for x in "mhn":
         a, b = r[f"alpha_{x}"], r[f"beta_{x}"]
         s = a + b
-        x_inf = a / s
-        out[x] = x_inf + (getattr(y, x) - x_inf) * jnp.exp(-dt * s)
+        e = jnp.exp(-dt * s)
+        out[x] = getattr(y, x) * e + a * (1 - e) / s
     g_na = p.g_na * y.m**3 * y.h
     g_k = p.g_k * y.n**4
     g_tot = g_na + g_k + p.g_leak
-    v_inf = (i_stim + g_na * p.e_na + g_k * p.e_k + p.g_leak * p.e_leak) / g_tot
-    v = v_inf + (y.v - v_inf) * jnp.exp(-dt * g_tot / p.c_m)
+    e = jnp.exp(-dt * g_tot / p.c_m)
+    v = y.v * e + (i_stim + g_na * p.e_na + g_k * p.e_k + p.g_leak * p.e_leak) * (1 - e) / g_tot
     return HHState(v=v, m=out["m"], h=out["h"], n=out["n"])
 
 
@@ -110,6 +191,80 @@ def _membrane_step(m: Membrane, y: MembraneState, i_stim, dt) -> MembraneState:
     return MembraneState(v=v, gates=gates)
 
 
+# ---- staggered second-order scheme ------------------------------------------------
+# State carried through the loop: v at t_k, kinetic gates at t_k + dt/2. Each gate is
+# advanced over [t_k - dt/2, t_k + dt/2] with v frozen at its midpoint value v_k, and v
+# over [t_k, t_{k+1}] with the gates frozen at their midpoint values; both linear
+# updates use the trapezoidal (Crank–Nicolson) rule, so the step is symmetric and
+# second order (NEURON's `secondorder=2` staggering, with trapezoidal gates). The
+# saved state at t_{k+1} takes the gates half a step from t_k + dt/2 with the rates
+# already evaluated at v_{k+1} (no extra rate evaluations).
+
+
+def _cn(x, a, s, h):
+    """Trapezoidal step of dx/dt = a − s·x over `h` with a, s frozen."""
+    return x + h * (a - s * x) / (1 + 0.5 * h * s)
+
+
+def _hh_gate_rates(p: HHParams, v) -> dict:
+    r = _hh_rates(p, v)
+    return {x: (r[f"alpha_{x}"], r[f"alpha_{x}"] + r[f"beta_{x}"]) for x in "mhn"}
+
+
+def _hh_step_staggered(p: HHParams, y: HHState, i_stim, dt):
+    """(state at t_{k+1} with gates at t_{k+1} + dt/2, synchronised state at t_{k+1})."""
+    g_na = p.g_na * y.m**3 * y.h
+    g_k = p.g_k * y.n**4
+    g_tot = g_na + g_k + p.g_leak
+    i_ion = g_na * (y.v - p.e_na) + g_k * (y.v - p.e_k) + p.g_leak * (y.v - p.e_leak)
+    v = y.v + dt * (i_stim - i_ion) / (p.c_m + 0.5 * dt * g_tot)
+    r = _hh_gate_rates(p, v)
+    new = HHState(v=v, **{x: _cn(getattr(y, x), *r[x], dt) for x in "mhn"})
+    sync = HHState(v=v, **{x: _cn(getattr(y, x), *r[x], 0.5 * dt) for x in "mhn"})
+    return new, sync
+
+
+def _membrane_gate_rates(m: Membrane, v, names) -> dict:
+    out = {}
+    for k in names:
+        gate = m.gates[k]
+        if isinstance(gate, AbstractRateGate):
+            a, b = gate.rates(v)
+            out[k] = (a, a + b)
+        else:
+            s = 1.0 / gate.tau(v)
+            out[k] = (gate.inf(v) * s, s)
+    return out
+
+
+def _membrane_step_staggered(m: Membrane, y: MembraneState, i_stim, dt):
+    # instantaneous / dependent gates are evaluated at v_k (first order in them)
+    values = m.gate_values(y.v, y.gates)
+    g_tot = 0.0
+    i_ion = 0.0
+    for ch in m.channels.values():
+        g = ch.conductance(values)
+        g_tot = g_tot + g
+        i_ion = i_ion + g * (y.v - ch.e)
+    v = y.v + dt * (i_stim - i_ion) / (m.c_m + 0.5 * dt * g_tot)
+    r = _membrane_gate_rates(m, v, y.gates)
+    new = MembraneState(v=v, gates={k: _cn(x, *r[k], dt) for k, x in y.gates.items()})
+    sync = MembraneState(v=v, gates={k: _cn(x, *r[k], 0.5 * dt) for k, x in y.gates.items()})
+    return new, sync
+
+
+def _half_step_gates(model, y, dt):
+    """Gates from t0 to t0 + dt/2 with v frozen at v(t0): the staggered start."""
+    if isinstance(model, HHParams):
+        r = _hh_gate_rates(model, y.v)
+        return HHState(v=y.v, **{x: _cn(getattr(y, x), *r[x], 0.5 * dt) for x in "mhn"})
+    r = _membrane_gate_rates(model, y.v, y.gates)
+    return MembraneState(v=y.v, gates={k: _cn(x, *r[k], 0.5 * dt) for k, x in y.gates.items()})
+
+
+SCHEMES = ("exponential_euler", "staggered")
+
+
 def _finite(tree) -> Array:
     ok = None
     for leaf in jax.tree_util.tree_leaves(tree):
@@ -127,10 +282,17 @@ def _resting_states(model, batch):
     return jax.tree_util.tree_map(lambda a: a.reshape(batch), rest)
 
 
-def _loop(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched):
+def _loop(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched,
+          scheme="exponential_euler"):
     """The time loop for one chunk of neurons (fields of shape `(chunk,)` or `()`)."""
-    step = _hh_step if isinstance(model, HHParams) else _membrane_step
+    staggered = scheme == "staggered"
+    if isinstance(model, HHParams):
+        step = _hh_step_staggered if staggered else _hh_step
+    else:
+        step = _membrane_step_staggered if staggered else _membrane_step
     dtype = model.dtype
+    # the staggered scheme takes the current at the middle of each step
+    t_off = 0.5 * dt if staggered else 0.0
 
     def current(t):
         if stimulus is None:
@@ -139,21 +301,43 @@ def _loop(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched
             return jax.vmap(lambda s: s(t))(stimulus)
         return stimulus(t)
 
-    def inner(y, k):
-        t = t0 + k.astype(dtype) * dt
-        return step(model, y, current(t), dt), None
+    def advance(y, k):
+        t = t0 + k.astype(dtype) * dt + t_off
+        return step(model, y, current(t), dt)
 
-    @jax.checkpoint
-    def block(y, j):
-        ks = j * stride + jnp.arange(stride)
-        y, _ = jax.lax.scan(inner, y, ks, unroll=unroll)
+    def inner(y, k):
+        y = advance(y, k)
+        return (y[0] if staggered else y), None
+
+    def steps(y, ks):
+        if ks.shape[0] == 0:
+            return y
+        y, _ = jax.lax.scan(inner, y, ks, unroll=min(unroll, ks.shape[0]))
         return y
 
-    def outer(y, j):
-        y = block(y, j)
-        return y, y
+    if staggered:
 
-    final, saved = jax.lax.scan(outer, y0, jnp.arange(n_saves - 1))
+        @jax.checkpoint
+        def block(y, j):
+            ks = j * stride + jnp.arange(stride)
+            return advance(steps(y, ks[:-1]), ks[-1])
+
+        def outer(y, j):
+            return block(y, j)
+
+        final, saved = jax.lax.scan(outer, _half_step_gates(model, y0, dt), jnp.arange(n_saves - 1))
+        final = jax.tree_util.tree_map(lambda a: a[-1], saved) if n_saves > 1 else y0
+    else:
+
+        @jax.checkpoint
+        def block(y, j):
+            return steps(y, j * stride + jnp.arange(stride))
+
+        def outer(y, j):
+            y = block(y, j)
+            return y, y
+
+        final, saved = jax.lax.scan(outer, y0, jnp.arange(n_saves - 1))
     states = jax.tree_util.tree_map(
         lambda a, s: jnp.moveaxis(jnp.concatenate([a[None], s], axis=0), 0, -1), y0, saved
     )
@@ -161,11 +345,13 @@ def _loop(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched
 
 
 @eqx.filter_jit
-def _run(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched, batch, chunk):
+def _run(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched, scheme, batch,
+         chunk):
     dtype = model.dtype
     n = math.prod(batch)
     if n <= chunk:
-        states, final = _loop(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched)
+        states, final = _loop(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched,
+                              scheme)
     else:
         # Chunks of neurons, one after another, each through the whole time loop: a
         # chunk's state stays in cache across the ~15 kernels XLA:CPU splits a step
@@ -182,7 +368,7 @@ def _run(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched,
             dm, ds, yc = args
             m = eqx.combine(dm, static_m)
             st = eqx.combine(ds, static_s) if ds is not None else static_s
-            return _loop(m, st, yc, t0, dt, n_saves, stride, unroll, stimulus_batched)
+            return _loop(m, st, yc, t0, dt, n_saves, stride, unroll, stimulus_batched, scheme)
 
         states, final = jax.lax.map(one, (dyn_m, dyn_s, y0c))
 
@@ -223,7 +409,7 @@ def _run_sharded(model, stimulus, y0, args, batch, chunk, devices):
     """`_run` under `jax.shard_map`: the flattened population split over `devices`."""
     from jax.sharding import Mesh, PartitionSpec as P
 
-    t0, dt, n_saves, stride, unroll, stimulus_batched = args
+    t0, dt, n_saves, stride, unroll, stimulus_batched, scheme = args
     n = math.prod(batch) if batch else 1
     d = len(devices)
     n_pad = -(-n // d) * d
@@ -238,7 +424,8 @@ def _run_sharded(model, stimulus, y0, args, batch, chunk, devices):
     def local(dm, ys, ds):
         m = eqx.combine(dm, static_m)
         st = eqx.combine(ds, static_s) if ds is not None else static_s
-        r = _run(m, st, ys, t0, dt, n_saves, stride, unroll, stimulus_batched, (local_n,), chunk)
+        r = _run(m, st, ys, t0, dt, n_saves, stride, unroll, stimulus_batched, scheme, (local_n,),
+                 chunk)
         return r.state, r.final, r.ok
 
     run = jax.jit(
@@ -261,6 +448,65 @@ def _run_sharded(model, stimulus, y0, args, batch, chunk, devices):
     )
 
 
+def _default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _use_threads(params, stimulus, y0, n, chunk, threads, devices) -> int:
+    """How many concurrent parts to split a population into (1 = no splitting): only
+    outside any JAX transformation (every array concrete), on a CPU default device,
+    when there are at least two chunks."""
+    if threads <= 1 or n <= chunk or (devices is not None and len(devices) > 1):
+        return 1
+    if jax.default_backend() != "cpu":
+        return 1
+    leaves = jax.tree_util.tree_leaves((params, stimulus, y0))
+    if not all(is_concrete(x) for x in leaves if eqx.is_array(x)):
+        return 1
+    return min(threads, -(-n // chunk))
+
+
+def _run_threaded(model, stimulus, y0, args, batch, chunk, parts):
+    """`_run` on `parts` slices of the flattened population, each from its own Python
+    thread (JAX releases the GIL while XLA runs; XLA:CPU runs one call on one core,
+    so the parts use one core each). Chunk for chunk the same program as the
+    sequential path, hence the same numbers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t0, dt, n_saves, stride, unroll, stimulus_batched, scheme = args
+    n = math.prod(batch) if batch else 1
+    n_chunks = -(-n // chunk)
+    part = -(-n_chunks // parts) * chunk
+    dyn_m, static_m, y0f, dyn_s, static_s = _flatten_padded(
+        model, stimulus, y0, batch, parts * part, stimulus_batched
+    )
+
+    def one(i):
+        sl = lambda a: a[i * part : (i + 1) * part]  # noqa: E731
+        m = eqx.combine(jax.tree_util.tree_map(sl, dyn_m), static_m)
+        st = eqx.combine(jax.tree_util.tree_map(sl, dyn_s), static_s) if dyn_s is not None else static_s
+        r = _run(m, st, jax.tree_util.tree_map(sl, y0f), t0, dt, n_saves, stride, unroll,
+                 stimulus_batched, scheme, (part,), chunk)
+        return jax.block_until_ready(r)
+
+    with ThreadPoolExecutor(max_workers=parts) as ex:
+        res = list(ex.map(one, range(parts)))
+
+    def cat(*xs):
+        a = jnp.concatenate(xs, axis=0)[:n]
+        return a.reshape(batch + a.shape[1:])
+
+    return PopulationResult(
+        t=res[0].t,
+        state=jax.tree_util.tree_map(cat, *[r.state for r in res]),
+        final=jax.tree_util.tree_map(cat, *[r.final for r in res]),
+        ok=cat(*[r.ok for r in res]),
+    )
+
+
 def simulate_population(
     params: HHParams | Membrane,
     stimulus: AbstractStimulus | None = None,
@@ -275,6 +521,8 @@ def simulate_population(
     chunk_size: int = 1024,
     devices=None,
     throw: bool = True,
+    scheme: str = "exponential_euler",
+    threads: int | None = None,
 ) -> PopulationResult:
     """Simulate a population with the fused fixed-step exponential-Euler loop.
 
@@ -305,6 +553,24 @@ def simulate_population(
       `jax.distributed.initialize()` and `jax.devices()` (the global list).
     - `throw`: raise [`hhjax.SimulationError`][] if any neuron's state became
       non-finite (outside `jit`); otherwise check `result.ok`.
+    - `threads`: on a CPU, called outside `jit`/`grad`/`vmap` (concrete arrays), a
+      population of two or more chunks is split into up to `threads` equal parts
+      integrated concurrently, one Python thread each (XLA:CPU runs one call on one
+      core; the chunks are independent, so the numbers do not change). Default: the
+      number of cores this process may use; `1` turns it off. Ignored under JAX
+      transformations and with `devices`.
+    - `scheme`: `"exponential_euler"` (default; first order, the numbers of
+      `simulate(..., solver=hhjax.ExponentialEuler())`) or `"staggered"`: second
+      order at the same cost per step — the gates live at half steps, each gate
+      and `v` is advanced by the trapezoidal rule with the other frozen at its
+      midpoint value (NEURON's `secondorder=2` staggering), the current is taken
+      at mid-step. On the classic HH step-current trace it reaches ~0.006 ms
+      spike-time error at `dt=0.025` (exponential Euler: ~1 ms), which makes it
+      the fastest way to an accurate single trace. Saved gate values are taken
+      half a step back from the carried half-step values with the rates already
+      evaluated at the saved `v` (second order, no extra cost); instantaneous and
+      dependent gates of a `Membrane` are evaluated at the step's start (first
+      order in them).
 
     **Returns:** a [`hhjax.PopulationResult`][] (`v` of shape `batch + (T,)`).
 
@@ -359,6 +625,8 @@ def simulate_population(
                 f"`dt` ({dt} ms) that divides the duration ({t_end - t0} ms)."
             )
     n_saves = n_steps // stride + 1
+    if scheme not in SCHEMES:
+        raise ValueError(f"`scheme` must be one of {SCHEMES}, got {scheme!r}.")
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise ValueError(f"`chunk_size` must be a positive integer, got {chunk_size!r}.")
     batch = _batch_shape(params)
@@ -368,9 +636,17 @@ def simulate_population(
     else:
         y0 = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(jnp.asarray(a, dtype), batch), y0)
     args = (jnp.asarray(t0, dtype), jnp.asarray(dt, dtype), n_saves, stride, int(unroll),
-            bool(stimulus_batched))
+            bool(stimulus_batched), scheme)
+    if threads is None:
+        threads = _default_threads()
+    if int(threads) != threads or threads < 1:
+        raise ValueError(f"`threads` must be a positive integer or None, got {threads!r}.")
+    n_total = math.prod(batch) if batch else 1
+    parts = _use_threads(params, stimulus, y0, n_total, int(chunk_size), int(threads), devices)
     if devices is not None and len(devices) > 1:
         res = _run_sharded(params, stimulus, y0, args, batch, int(chunk_size), tuple(devices))
+    elif parts > 1:
+        res = _run_threaded(params, stimulus, y0, args, batch, int(chunk_size), parts)
     else:
         res = _run(params, stimulus, y0, *args, batch, int(chunk_size))
     if throw and is_concrete(res.ok) and not bool(jnp.all(res.ok)):

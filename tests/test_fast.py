@@ -35,10 +35,17 @@ def test_batched_chunked_and_membrane_paths_agree():
     g = jnp.linspace(100.0, 140.0, 7)
     p = hhjax.HHParams(g_na=g)
     whole = hhjax.simulate_population(p, STIM, 30.0, save_every=0.5)
-    chunked = hhjax.simulate_population(p, STIM, 30.0, save_every=0.5, chunk_size=3)
+    chunked = hhjax.simulate_population(p, STIM, 30.0, save_every=0.5, chunk_size=3, threads=1)
     assert whole.v.shape == (7, 61)
-    np.testing.assert_array_equal(chunked.v, whole.v)
-    np.testing.assert_array_equal(chunked.final.v, whole.final.v)
+    # chunks are independent, but XLA:CPU's vectorised loop and its scalar remainder
+    # may round differently (a chunk of 3 is all remainder): equal to rounding only
+    np.testing.assert_allclose(chunked.v, whole.v, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(chunked.final.v, whole.final.v, rtol=0, atol=1e-9)
+    # the same chunks split over threads: bit for bit the sequential result
+    threaded = hhjax.simulate_population(p, STIM, 30.0, save_every=0.5, chunk_size=3, threads=2)
+    np.testing.assert_array_equal(threaded.v, chunked.v)
+    np.testing.assert_array_equal(threaded.final.m, chunked.final.m)
+    assert threaded.ok.shape == (7,) and bool(jnp.all(threaded.ok))
     one = [hhjax.simulate_population(hhjax.HHParams(g_na=x), STIM, 30.0, save_every=0.5).v for x in g]
     np.testing.assert_allclose(whole.v, np.stack(one), atol=1e-12)
     mem = jax.vmap(lambda x: hhjax.Membrane.hodgkin_huxley(hhjax.HHParams(g_na=x)))(g)
@@ -72,6 +79,63 @@ def test_float32_follows_inputs_and_stays_close():
     np.testing.assert_allclose(s32[np.isfinite(s64)], s64[np.isfinite(s64)], atol=0.02)
 
 
+def test_shared_rate_exponentials_match_the_rates():
+    """The population loop's classic rates (exponentials shared) are the model's rates
+    to ~1e-13 relative in float64 (incl. the removable points), f32 rounding in
+    float32, with finite gradients at -40 and -55 mV."""
+    from hhjax._fast import _classic_rates_shared
+
+    v = np.concatenate([np.linspace(-150.0, 100.0, 2001), -40 + np.logspace(-9, 0, 50),
+                        -55 - np.logspace(-9, 0, 50), [-40.0, -55.0]])
+    for dtype, rtol in ((jnp.float64, 1e-12), (jnp.float32, 3e-6)):
+        p = hhjax.HHParams(temperature=16.3, dtype=dtype)
+        vv = jnp.asarray(v, dtype)
+        fast, ref = _classic_rates_shared(p, vv), p.rates(vv)
+        for k in ref:
+            assert fast[k].dtype == dtype
+            np.testing.assert_allclose(fast[k], ref[k], rtol=rtol, err_msg=k)
+        g = jax.grad(lambda x: sum(jnp.sum(r) for r in _classic_rates_shared(p, x).values()))
+        assert bool(jnp.all(jnp.isfinite(g(jnp.asarray([-40.0, -55.0], dtype)))))
+
+
+def test_staggered_scheme_is_second_order_and_consistent():
+    p = hhjax.HHParams()
+    stim = hhjax.StepCurrent(10.0, 10.0, 30.0)
+    ref = hhjax.simulate(p, stim, t_end=30.0, save_every=0.05,
+                         stepsize_controller=__import__("diffrax").PIDController(rtol=1e-10, atol=1e-10))
+    errs = []
+    for dt in (0.05, 0.025, 0.0125):
+        r = hhjax.simulate_population(p, stim, 30.0, dt=dt, save_every=0.05, scheme="staggered")
+        assert r.v.shape == ref.v.shape and bool(r.ok)
+        errs.append(float(jnp.max(jnp.abs(r.v - ref.v))))
+        # the saved gates are synchronised with v (not half a step off)
+        np.testing.assert_allclose(r.state.m, ref.m, atol=30 * dt**2)
+    ratios = [errs[0] / errs[1], errs[1] / errs[2]]
+    assert all(3.0 < x < 5.0 for x in ratios), (errs, ratios)  # error ∝ dt²
+    ee = hhjax.simulate_population(p, stim, 30.0, dt=0.0125, save_every=0.05)
+    assert errs[2] < 0.1 * float(jnp.max(jnp.abs(ee.v - ref.v)))
+    # Membrane path = HHParams path; chunks and threads change nothing; gradients
+    mem = hhjax.Membrane.hodgkin_huxley(p)
+    a = hhjax.simulate_population(p, stim, 30.0, dt=0.025, save_every=0.5, scheme="staggered")
+    b = hhjax.simulate_population(mem, stim, 30.0, dt=0.025, save_every=0.5, scheme="staggered")
+    np.testing.assert_allclose(b.v, a.v, atol=1e-9)
+    g = jnp.linspace(100.0, 140.0, 5)
+    w = hhjax.simulate_population(hhjax.HHParams(g_na=g), stim, 30.0, dt=0.025, save_every=0.5, scheme="staggered")
+    c = hhjax.simulate_population(hhjax.HHParams(g_na=g), stim, 30.0, dt=0.025, save_every=0.5,
+                                  scheme="staggered", chunk_size=2, threads=2)
+    np.testing.assert_allclose(c.v, w.v, atol=1e-9)
+    np.testing.assert_array_equal(w.final.v, w.v[:, -1])
+
+    def loss(g_k):
+        r = hhjax.simulate_population(hhjax.HHParams(g_k=g_k), stim, 20.0, dt=0.025, save_every=0.5,
+                                      scheme="staggered")
+        return jnp.mean(r.v**2)
+
+    gr = jax.grad(loss)(36.0)
+    h = 1e-4
+    np.testing.assert_allclose(gr, (loss(36.0 + h) - loss(36.0 - h)) / (2 * h), rtol=1e-5)
+
+
 @pytest.mark.parametrize(
     "kw, match",
     [
@@ -80,6 +144,8 @@ def test_float32_follows_inputs_and_stays_close():
         (dict(t_end=50.0, save_every=0.3), "divides"),
         (dict(t_end=50.0, dt=0.0), "`dt` must be > 0"),
         (dict(t_end=50.0, chunk_size=0), "chunk_size"),
+        (dict(t_end=50.0, scheme="rk4"), "scheme"),
+        (dict(t_end=50.0, threads=0), "threads"),
     ],
 )
 def test_errors(kw, match):
@@ -109,7 +175,7 @@ p = hhjax.HHParams(g_na=jnp.linspace(100.0, 140.0, 7))
 st = hhjax.StepCurrent(10.0, 10.0, 40.0)
 a = hhjax.simulate_population(p, st, 30.0, save_every=0.5)
 b = hhjax.simulate_population(p, st, 30.0, save_every=0.5, devices=jax.devices(), chunk_size=2)
-assert b.v.shape == (7, 61) and float(jnp.max(jnp.abs(a.v - b.v))) == 0.0
+assert b.v.shape == (7, 61) and float(jnp.max(jnp.abs(a.v - b.v))) < 1e-9  # rounding only
 print("sharded ok")
 """
 
