@@ -321,10 +321,16 @@ def rheobase(
 
     **Example:**
 
-    ```python
-    import hhjax
-    hhjax.rheobase(hhjax.HHParams())            # ≈ 2.2407 µA/cm² (100 ms step)
-    hhjax.rheobase(hhjax.HHParams(), 1.0)       # ≈ 6.92 µA/cm² for a 1 ms pulse
+    `hhjax.rheobase(hhjax.HHParams())` ≈ 2.2404 µA/cm² (100 ms step, the
+    defaults). A 1 ms pulse, with a coarse tolerance and sampling (faster):
+
+    ```pycon
+    >>> import hhjax
+    >>> i_rh = hhjax.rheobase(hhjax.HHParams(), 1.0, t_after=10.0, tol=0.01,
+    ...                       n_samples=512)
+    >>> print(f"{float(i_rh):.1f} µA/cm²")
+    6.9 µA/cm²
+
     ```
     """
     _check_params(params)
@@ -410,9 +416,16 @@ def repetitive_firing_threshold(
 
     **Example:**
 
-    ```python
-    import hhjax
-    hhjax.repetitive_firing_threshold(hhjax.HHParams())   # ≈ 6.260 µA/cm²
+    `hhjax.repetitive_firing_threshold(hhjax.HHParams())` ≈ 6.260 µA/cm² (the
+    defaults). Shorter and coarser:
+
+    ```pycon
+    >>> import hhjax
+    >>> i_rep = hhjax.repetitive_firing_threshold(hhjax.HHParams(), duration=300.0,
+    ...                                           window=100.0, tol=0.01, n_samples=512)
+    >>> print(f"{float(i_rep):.1f} µA/cm²")
+    6.3 µA/cm²
+
     ```
     """
     _check_params(params)
@@ -510,10 +523,18 @@ def fi_curve(
 
     **Example:**
 
-    ```python
-    import hhjax, jax.numpy as jnp
-    hhjax.fi_curve(hhjax.HHParams(), jnp.array([0.0, 5.0, 10.0, 20.0]))
-    # [0, 0, 70, 87.5] Hz
+    With the defaults (500 ms steps, spikes counted over the last 400 ms),
+    `hhjax.fi_curve(hhjax.HHParams(), jnp.array([0.0, 5.0, 10.0, 20.0]))` gives
+    `[0, 0, 70, 87.5]` Hz. Shorter steps (100 ms, counting over the last 80 ms,
+    so rates come in steps of 12.5 Hz):
+
+    ```pycon
+    >>> import jax.numpy as jnp, hhjax
+    >>> rates = hhjax.fi_curve(hhjax.HHParams(), jnp.array([0.0, 5.0, 10.0, 20.0]),
+    ...                        100.0, window=80.0, n_samples=1601)
+    >>> [round(float(r), 1) for r in rates]          # Hz
+    [0.0, 0.0, 62.5, 87.5]
+
     ```
     """
     _check_params(params)
@@ -566,9 +587,20 @@ def firing_envelope(
     minimum and maximum of the sampled voltage over that window, else NaN. Used by
     [`hhjax.plot_bifurcation`][] for the oscillation branch.
 
-    **Returns:** `(v_min, v_max)` [mV], each of the shape of `currents`.
+    **Returns:** `(v_min, v_max)` [mV], each of the shape of `currents` (dtype of
+    `params`).
 
     **Raises:** as [`hhjax.fi_curve`][].
+
+    ```pycon
+    >>> import jax.numpy as jnp, hhjax
+    >>> v_min, v_max = hhjax.firing_envelope(hhjax.HHParams(),
+    ...                                      jnp.array([0.0, 5.0, 10.0, 20.0]),
+    ...                                      100.0, window=80.0, n_samples=1601)
+    >>> [round(float(x), 1) for x in v_max]      # mV; NaN: no sustained firing
+    [nan, nan, 30.4, 25.1]
+
+    ```
     """
     _check_params(params)
     _check_scalar("duration", duration, "ms", positive=True)
@@ -611,6 +643,16 @@ class StabilityResult(eqx.Module):
       sorted by decreasing real part).
     - `max_real`: their largest real part [1/ms].
     - `stable`: `max_real < 0` (boolean array).
+
+    Scalar fields (`eigenvalues`: `(4,)`), with leading batch axes under `jax.vmap`.
+
+    ```pycon
+    >>> import hhjax
+    >>> s = hhjax.stability(hhjax.HHParams(), 0.0)
+    >>> bool(s.stable), s.eigenvalues.shape, round(float(s.state.v), 2)
+    (True, (4,), -65.0)
+
+    ```
     """
 
     i_hold: Array
@@ -674,10 +716,14 @@ def stability(
 
     **Example:**
 
-    ```python
-    import hhjax
-    s = hhjax.stability(hhjax.HHParams(), 12.0)
-    s.stable, s.eigenvalues     # False: above the Hopf current (≈ 9.78 µA/cm²)
+    ```pycon
+    >>> import hhjax
+    >>> s = hhjax.stability(hhjax.HHParams(), 12.0)   # above the Hopf current (≈ 9.78)
+    >>> bool(s.stable), round(float(s.max_real), 3)   # 1/ms
+    (False, 0.04)
+    >>> round(abs(float(s.eigenvalues[0].imag)), 3)   # rad/ms: ≈ 96 Hz
+    0.605
+
     ```
     """
     _check_params(params)
@@ -751,9 +797,11 @@ def hopf_current(
 
     **Example:**
 
-    ```python
-    import hhjax
-    hhjax.hopf_current(hhjax.HHParams())     # ≈ 9.7754 µA/cm²
+    ```pycon
+    >>> import hhjax
+    >>> print(f"{float(hhjax.hopf_current(hhjax.HHParams())):.4f} µA/cm²")
+    9.7754 µA/cm²
+
     ```
     """
     _check_params(params)
@@ -788,7 +836,7 @@ class LimitCycle(eqx.Module):
     - `i_hold`: the holding current [µA/cm²].
 
     **Properties:** `v` [mV], `m`, `h`, `n`, `frequency_hz` [Hz], `v_min`, `v_max`
-    [mV].
+    [mV]. Example: see [`hhjax.limit_cycle`][].
     """
 
     t: Array
@@ -933,11 +981,15 @@ def limit_cycle(
 
     **Example:**
 
-    ```python
-    import hhjax
-    lc = hhjax.limit_cycle(hhjax.HHParams(), 10.0)
-    lc.period, lc.frequency_hz        # ≈ 14.6 ms, ≈ 68 Hz
-    hhjax.plot_phase_plane(lc, x="v", y="n")
+    ```pycon
+    >>> import hhjax
+    >>> lc = hhjax.limit_cycle(hhjax.HHParams(), 10.0, t_settle=100.0, max_period=20.0)
+    >>> round(float(lc.period), 2), round(float(lc.frequency_hz), 1)     # ms, Hz
+    (14.64, 68.3)
+    >>> lc.v.shape, round(float(lc.v_max), 1)                            # mV
+    ((1001,), 30.4)
+    >>> fig = hhjax.plot_phase_plane(lc, x="v", y="n")
+
     ```
     """
     _check_params(params)
@@ -981,6 +1033,8 @@ class GatingCurves(eqx.Module):
     - `inf`: dict gate name (`"m"`, `"h"`, `"n"`) → steady-state open fraction
       x∞(v) [dimensionless], each of the shape of `v`.
     - `tau`: dict gate name → time constant τx(v) [ms].
+
+    Example: see [`hhjax.gating_curves`][].
     """
 
     v: Array
@@ -1002,10 +1056,15 @@ def gating_curves(params: HHParams | Membrane, v: ArrayLike) -> GatingCurves:
 
     **Example:**
 
-    ```python
-    import hhjax, jax.numpy as jnp
-    g = hhjax.gating_curves(hhjax.HHParams(), jnp.linspace(-100.0, 50.0, 151))
-    g.inf["m"], g.tau["h"]
+    ```pycon
+    >>> import jax, jax.numpy as jnp, hhjax
+    >>> g = jax.jit(hhjax.gating_curves)(hhjax.HHParams(),
+    ...                                  jnp.linspace(-100.0, 50.0, 151))
+    >>> sorted(g.inf), g.inf["m"].shape
+    (['h', 'm', 'n'], (151,))
+    >>> round(float(g.tau["h"].max()), 2)         # ms, the slowest gate
+    8.58
+
     ```
     """
     if not isinstance(params, (HHParams, Membrane)):
@@ -1036,6 +1095,8 @@ class Nullclines(eqx.Module):
       NaN where there is no solution in [0, 1].
     - `n_nullcline`: n on the n-nullcline, n∞(v) [dimensionless].
     - `i_stim`: the injected current [µA/cm²].
+
+    Example: see [`hhjax.nullclines_vn`][].
     """
 
     v: Array
@@ -1057,7 +1118,14 @@ def reduced_vn_dvdt(
     − g_k n⁴ (v − e_k) − g_leak (v − e_leak)`
 
     with m∞ from the rates of `params`. The second equation, `dn/dt`, is the full
-    model's. Arrays broadcast.
+    model's. Arrays broadcast; the result has the dtype of `params`.
+
+    ```pycon
+    >>> import hhjax
+    >>> round(float(hhjax.reduced_vn_dvdt(hhjax.HHParams(), -65.0, 0.3177)), 3)  # mV/ms
+    -0.111
+
+    ```
     """
     v = jnp.asarray(v, params.dtype)
     n = jnp.asarray(n, params.dtype)
@@ -1104,11 +1172,17 @@ def nullclines_vn(
 
     **Example:**
 
-    ```python
-    import hhjax, jax.numpy as jnp
-    nc = hhjax.nullclines_vn(hhjax.HHParams(), jnp.linspace(-80.0, 40.0, 241))
-    hhjax.plot_phase_plane(hhjax.limit_cycle(hhjax.HHParams(), 10.0), nullclines=nc)
+    ```pycon
+    >>> import jax, jax.numpy as jnp, hhjax
+    >>> v = jnp.linspace(-80.0, 40.0, 7)
+    >>> nc = jax.jit(hhjax.nullclines_vn)(hhjax.HHParams(), v)
+    >>> [round(float(n), 3) for n in nc.v_nullcline]     # NaN: no root in [0, 1]
+    [nan, 0.331, 0.648, 0.719, 0.698, 0.647, 0.532]
+
     ```
+
+    Draw them with a trajectory: `hhjax.plot_phase_plane(hhjax.limit_cycle(p, 10.0),
+    nullclines=nc)`.
     """
     if isinstance(params, Membrane):
         check_membrane_scalar(params)

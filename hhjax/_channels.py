@@ -63,7 +63,18 @@ class Linoid(eqx.Module):
     removable singularity `v = v_half` (where it equals `rate · slope`).
 
     **Fields:** `rate` [1/(ms·mV)], `v_half` [mV], `slope` [mV] (≠ 0; negative for a
-    rate that grows with hyperpolarisation).
+    rate that grows with hyperpolarisation). Arrays (fittable); calling it on `v`
+    [mV] of any shape gives a rate of the broadcast shape.
+
+    **Raises:** `ValueError` for a zero or non-finite `slope`.
+
+    ```pycon
+    >>> import hhjax
+    >>> alpha_m = hhjax.Linoid(rate=0.1, v_half=-40.0, slope=10.0)
+    >>> float(alpha_m(-40.0)), round(float(alpha_m(-65.0)), 4)
+    (1.0, 0.2236)
+
+    ```
     """
 
     rate: Array
@@ -84,6 +95,16 @@ class Exponential(eqx.Module):
     E.g. the classic $\beta_m$ is `Exponential(rate=4.0, v_half=-65.0, slope=-18.0)`.
 
     **Fields:** `rate` [1/ms], `v_half` [mV], `slope` [mV] (≠ 0).
+
+    **Raises:** `ValueError` for a zero or non-finite `slope`.
+
+    ```pycon
+    >>> import hhjax
+    >>> beta_m = hhjax.Exponential(rate=4.0, v_half=-65.0, slope=-18.0)
+    >>> float(beta_m(-65.0))
+    4.0
+
+    ```
     """
 
     rate: Array
@@ -108,6 +129,16 @@ class Sigmoid(eqx.Module):
 
     **Fields:** `v_half` [mV], `slope` [mV] (≠ 0), `amplitude`, `offset` (the unit of
     the output: dimensionless for a steady state, 1/ms for a rate).
+
+    **Raises:** `ValueError` for a zero or non-finite `slope`.
+
+    ```pycon
+    >>> import hhjax
+    >>> n_inf = hhjax.Sigmoid(v_half=-45.0, slope=15.0)
+    >>> float(n_inf(-45.0)), round(float(n_inf(0.0)), 4)
+    (0.5, 0.9526)
+
+    ```
     """
 
     v_half: Array
@@ -138,6 +169,16 @@ class Bell(eqx.Module):
 
     **Fields:** `amplitude` [ms], `v_peak` [mV], `width` [mV] (≠ 0), `base` [ms].
     A time constant must stay > 0: keep `base > 0` or the voltage range bounded.
+
+    **Raises:** `ValueError` for a zero or non-finite `width`.
+
+    ```pycon
+    >>> import hhjax
+    >>> tau = hhjax.Bell(amplitude=5.0, v_peak=-60.0, width=20.0, base=0.5)
+    >>> float(tau(-60.0)), round(float(tau(-40.0)), 4)
+    (5.5, 2.3394)
+
+    ```
     """
 
     amplitude: Array
@@ -163,7 +204,15 @@ class Bell(eqx.Module):
 class Constant(eqx.Module):
     """A voltage-independent value (e.g. a fixed time constant [ms]).
 
-    **Fields:** `value` (the unit of what it stands for).
+    **Fields:** `value` (the unit of what it stands for). Calling it broadcasts
+    `value` to the shape of `v`.
+
+    ```pycon
+    >>> import jax.numpy as jnp, hhjax
+    >>> hhjax.Constant(10.0)(jnp.zeros(3)).tolist()
+    [10.0, 10.0, 10.0]
+
+    ```
     """
 
     value: Array
@@ -215,7 +264,18 @@ class AbstractGate(eqx.Module):
 
     Kinetic gates (part of the state) implement `inf(v)`, `tau(v)` and
     `derivative(x, v)`; [`hhjax.InstantaneousGate`][] and [`hhjax.DependentGate`][]
-    are computed from `v` (and the other gates) instead.
+    are computed from `v` (and the other gates) instead. Values have the broadcast
+    shape of `v` (and `x`).
+
+    ```pycon
+    >>> import hhjax
+    >>> gate = hhjax.InfTauGate(hhjax.Sigmoid(-45.0, 15.0), hhjax.Constant(10.0))
+    >>> isinstance(gate, hhjax.AbstractGate), gate.kinetic
+    (True, True)
+    >>> float(gate.derivative(0.0, -45.0))     # (x∞ − x)/τ = 0.5/10 [1/ms]
+    0.05
+
+    ```
     """
 
     @property
@@ -239,7 +299,20 @@ class AbstractGate(eqx.Module):
 class AbstractRateGate(AbstractGate):
     """A kinetic gate given by opening/closing rates `rates(v) -> (α, β)` [1/ms]:
     `dx/dt = α(1 − x) − βx`, `inf = α/(α+β)`, `tau = 1/(α+β)`. Subclasses implement
-    `rates` only."""
+    `rates` only.
+
+    ```pycon
+    >>> import jax.numpy as jnp, hhjax
+    >>> class Symmetric(hhjax.AbstractRateGate):
+    ...     def rates(self, v):
+    ...         r = 0.1 * jnp.ones_like(jnp.asarray(v, float))
+    ...         return r, r
+    >>> g = Symmetric()
+    >>> float(g.inf(-20.0)), float(g.tau(-20.0))
+    (0.5, 5.0)
+
+    ```
+    """
 
     def rates(self, v: ArrayLike) -> tuple[Array, Array]:
         """`(α, β)` [1/ms] at `v` [mV]."""
@@ -269,6 +342,18 @@ class RateGate(AbstractRateGate):
       `q10 ** ((T − T_ref)/10)`), > 0. Default 1.
 
     `inf = α/(α+β)`, `tau = 1/(s(α+β))`.
+
+    **Raises:** `TypeError` for a non-callable `alpha`/`beta`; `ValueError` for
+    `scale <= 0`.
+
+    ```pycon
+    >>> import hhjax
+    >>> m = hhjax.RateGate(hhjax.Linoid(0.1, -40.0, 10.0),
+    ...                    hhjax.Exponential(4.0, -65.0, -18.0))
+    >>> round(float(m.inf(-65.0)), 4), round(float(m.tau(-65.0)), 3)   # –, ms
+    (0.0529, 0.237)
+
+    ```
     """
 
     alpha: Callable
@@ -294,6 +379,17 @@ class InfTauGate(AbstractGate):
     - `inf`: callable `v [mV] -> x∞` (dimensionless), e.g. [`hhjax.Sigmoid`][].
     - `tau`: callable `v [mV] -> τ [ms]` (> 0), e.g. [`hhjax.Bell`][].
     - `scale`: dimensionless factor dividing τ (a temperature factor), > 0.
+
+    **Raises:** `TypeError` for a non-callable `inf`/`tau`; `ValueError` for
+    `scale <= 0`.
+
+    ```pycon
+    >>> import hhjax
+    >>> n = hhjax.InfTauGate(hhjax.Sigmoid(-45.0, 15.0), hhjax.Constant(10.0), scale=2.0)
+    >>> float(n.inf(-45.0)), float(n.tau(-45.0))      # τ = 10 ms / 2
+    (0.5, 5.0)
+
+    ```
     """
 
     inf_fn: Callable
@@ -318,6 +414,16 @@ class InstantaneousGate(AbstractGate):
 
     **Arguments:** `gate`: a kinetic gate ([`hhjax.RateGate`][] or
     [`hhjax.InfTauGate`][]) whose `inf` is used, or a callable `v [mV] -> x∞`.
+
+    **Raises:** `TypeError` when `gate` is itself a non-kinetic gate.
+
+    ```pycon
+    >>> import hhjax
+    >>> m = hhjax.InstantaneousGate(hhjax.Sigmoid(-40.0, 7.0))
+    >>> m.kinetic, float(m.inf(-40.0))
+    (False, 0.5)
+
+    ```
     """
 
     gate: Callable
@@ -347,7 +453,18 @@ class DependentGate(AbstractGate):
     **Arguments:** `fn`: callable `(v, gates) -> x`, where `gates` maps the names of
     the membrane's kinetic and instantaneous gates to their current values; e.g. the
     reduced HH of seed 003: `DependentGate(lambda v, g: 0.89 - 1.1 * g["n"])`.
-    (A dependent gate cannot read another dependent gate.)
+    (A dependent gate cannot read another dependent gate.) Define the function once
+    (e.g. at module level): a new function object means a new compilation.
+
+    **Raises:** `TypeError` for a non-callable `fn`.
+
+    ```pycon
+    >>> import hhjax
+    >>> h = hhjax.DependentGate(lambda v, g: 0.89 - 1.1 * g["n"])
+    >>> h.kinetic, round(float(h.fn(-65.0, {"n": 0.3})), 2)
+    (False, 0.56)
+
+    ```
     """
 
     fn: Callable
@@ -373,6 +490,20 @@ class Channel(eqx.Module):
     - `e`: reversal potential [mV].
     - `gates`: mapping gate name → integer exponent ≥ 1 (names refer to the
       membrane's `gates`); empty for a leak.
+
+    **Raises:** `TypeError` for non-numeric `g`/`e` or non-string gate names;
+    `ValueError` for `g < 0`, non-finite values or exponents that are not integers
+    ≥ 1.
+
+    ```pycon
+    >>> import hhjax
+    >>> na = hhjax.Channel(g=120.0, e=50.0, gates={"m": 3, "h": 1})
+    >>> float(na.conductance({"m": 0.5, "h": 0.5}))       # 120 · 0.5³ · 0.5 [mS/cm²]
+    7.5
+    >>> float(hhjax.Channel(0.5, -54.0).current(-64.0, {}))  # a leak [µA/cm²], inward
+    -5.0
+
+    ```
     """
 
     g: Array
@@ -412,7 +543,16 @@ class MembraneState(eqx.Module):
     """State of a [`hhjax.Membrane`][]: `v` [mV] and the kinetic gates (name → value).
 
     `state["n"]` reads a gate, `state["v"]` the voltage. Scalar fields for one
-    neuron; a trajectory has a leading time axis.
+    neuron; a trajectory has a leading time axis. Fields are stored as given;
+    [`hhjax.simulate`][] converts an initial state to the model's dtype.
+
+    ```pycon
+    >>> import hhjax
+    >>> y0 = hhjax.MembraneState(v=-65.0, gates={"n": 0.0})   # for Membrane.reduced_hh()
+    >>> y0["v"], y0["n"]
+    (-65.0, 0.0)
+
+    ```
     """
 
     v: Array
@@ -442,14 +582,27 @@ class Membrane(eqx.Module):
     uses (unless a dependent gate reads it), a gate named `"v"`, `c_m <= 0`;
     `TypeError` for wrong component types.
 
+    **Shapes:** scalar arrays for one neuron (what [`hhjax.simulate`][] takes);
+    arrays with a batch shape for [`hhjax.simulate_population`][] or `jax.vmap`.
+
     **Example** (a passive membrane, then the classic HH):
 
-    ```python
-    import hhjax
-    passive = hhjax.Membrane({"leak": hhjax.Channel(0.1, -65.0)}, {})
-    hh = hhjax.Membrane.hodgkin_huxley()          # same dynamics as HHParams()
-    res = hhjax.simulate(hh, hhjax.StepCurrent(10.0, 10.0, 90.0), t_end=100.0)
+    ```pycon
+    >>> import hhjax
+    >>> passive = hhjax.Membrane({"leak": hhjax.Channel(0.1, -70.0)}, {})
+    >>> passive.kinetic_gates, float(passive.steady_state_current(-60.0))  # µA/cm²
+    ((), 1.0)
+    >>> hh = hhjax.Membrane.hodgkin_huxley()          # same dynamics as HHParams()
+    >>> hh.kinetic_gates, sorted(hh.channels)
+    (('h', 'm', 'n'), ['k', 'leak', 'na'])
+    >>> hhjax.Membrane({"na": hhjax.Channel(120.0, 50.0, {"m": 3})}, {})
+    Traceback (most recent call last):
+    ValueError: channel 'na' uses gate 'm', which is not among the membrane's gates [].
+
     ```
+
+    Simulate it like an `HHParams`: `hhjax.simulate(hh, hhjax.StepCurrent(10.0,
+    10.0, 90.0), t_end=100.0)`.
     """
 
     channels: dict
@@ -551,7 +704,17 @@ class Membrane(eqx.Module):
     # ---- currents and vector field -------------------------------------------------
 
     def currents(self, state: MembraneState) -> dict[str, Array]:
-        """Current density [µA/cm²] of every channel (positive outward) at `state`."""
+        """Current density [µA/cm²] of every channel (positive outward) at `state`.
+
+        ```pycon
+        >>> import hhjax
+        >>> hh = hhjax.Membrane.hodgkin_huxley()
+        >>> i = hh.currents(hh.steady_state(-65.0))
+        >>> {k: round(float(i[k]), 2) for k in sorted(i)}
+        {'k': 4.4, 'leak': -3.18, 'na': -1.22}
+
+        ```
+        """
         values = self.gate_values(state.v, state.gates)
         return {k: ch.current(state.v, values) for k, ch in self.channels.items()}
 
@@ -593,6 +756,15 @@ class Membrane(eqx.Module):
 
         `reduced=True` gives the two-variable reduction of seed 003: `m`
         instantaneous (`m = m∞(v)`) and `h = 0.89 − 1.1 n`; state `(v, n)`.
+
+        **Raises:** `TypeError` when `params` is not an [`hhjax.HHParams`][].
+
+        ```pycon
+        >>> import hhjax
+        >>> hhjax.Membrane.hodgkin_huxley(reduced=True).kinetic_gates
+        ('n',)
+
+        ```
         """
         if params is None:
             params = HHParams()
@@ -636,6 +808,14 @@ class Membrane(eqx.Module):
         `g_na`, `g_k`, `g_leak` [mS/cm²] 2, 1.44, 0.2, `e_na`, `e_k`, `e_leak` [mV]
         50, −80, −65, half-activations and slopes [mV] −40/7 (m), −45/15 (n),
         `tau_n` [ms] 10.
+
+        ```pycon
+        >>> import hhjax
+        >>> m = hhjax.Membrane.reduced_hh(g_leak=0.3)
+        >>> m.kinetic_gates, float(m.channels["leak"].g)
+        (('n',), 0.3)
+
+        ```
         """
         gates = {
             "m": InstantaneousGate(Sigmoid(v_half_m, k_m)),

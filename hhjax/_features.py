@@ -37,7 +37,17 @@ _FEATURE_NAMES = (
 
 def feature_names() -> tuple[str, ...]:
     """Names of the scalar fields of [`hhjax.TraceFeatures`][] (all but
-    `spike_times`), in the default order of `TraceFeatures.as_array`."""
+    `spike_times`), in the default order of `TraceFeatures.as_array`.
+
+    **Returns:** a tuple of 10 strings.
+
+    ```pycon
+    >>> import hhjax
+    >>> hhjax.feature_names()[:3], len(hhjax.feature_names())
+    (('resting_potential', 'spike_count', 'first_spike_latency'), 10)
+
+    ```
+    """
     return _FEATURE_NAMES
 
 
@@ -69,6 +79,10 @@ class TraceFeatures(eqx.Module):
     - `steady_state_potential`: mean of `v` over the last 10 % of the stimulus
       window (or of the trace) [mV].
     - `mean_firing_rate`: `spike_count` / window duration [Hz].
+
+    The dtype is that of the trace. Example: see [`hhjax.trace_features`][];
+    `features.as_array()` stacks the scalar features (a `(10,)` array, or
+    `(batch, 10)` under `jax.vmap`).
     """
 
     resting_potential: Float[Array, ""]
@@ -90,6 +104,19 @@ class TraceFeatures(eqx.Module):
 
         **Raises:** `ValueError` for an unknown name (or `spike_times`, which is
         not a scalar).
+
+        ```pycon
+        >>> import jax, hhjax
+        >>> res = hhjax.simulate(hhjax.HHParams(), hhjax.StepCurrent(10.0, 2.0, 20.0),
+        ...                      t_end=20.0)
+        >>> f = jax.jit(hhjax.trace_features)(res.t, res.v, dvdt=res.dvdt,
+        ...                                   stim_window=(2.0, 20.0))
+        >>> f.as_array().shape
+        (10,)
+        >>> [round(x, 2) for x in f.as_array(["spike_count", "mean_isi"]).tolist()]
+        [2.0, 14.92]
+
+        ```
         """
         if names is None:
             names = _FEATURE_NAMES
@@ -187,6 +214,21 @@ def trace_features(
 
     **Raises:** `ValueError` for arrays of the wrong shape, a bad `max_spikes`, or
     windows that are not `(start, end)` pairs.
+
+    **Example** (jit-compiled: one compilation instead of many small operations):
+
+    ```pycon
+    >>> import jax, hhjax
+    >>> res = hhjax.simulate(hhjax.HHParams(), hhjax.StepCurrent(10.0, 2.0, 20.0),
+    ...                      t_end=20.0)
+    >>> f = jax.jit(hhjax.trace_features)(res.t, res.v, dvdt=res.dvdt,
+    ...                                   stim_window=(2.0, 20.0))
+    >>> int(f.spike_count), round(float(f.first_spike_latency), 2)   # ms after t_on
+    (2, 1.9)
+    >>> round(float(f.resting_potential), 1), round(float(f.mean_isi), 2)   # mV, ms
+    (-65.0, 14.92)
+
+    ```
     """
     t = jnp.asarray(t)
     v = jnp.asarray(v)

@@ -208,7 +208,13 @@ def load_abf(
     file), or sweeps of different lengths; `IndexError` for a sweep index out of
     range.
 
-    **Example:**
+    **Returns:** a [`hhjax.Recording`][]: `t_ms` `(T,)` [ms], `v_mV`
+    `(sweeps, T)` [mV] and the current in pA `(sweeps, T)` (float64 NumPy arrays),
+    `meta` as above. [`hhjax.load_recording`][] calls this for `.abf` paths and adds
+    windowing, resampling and the liquid-junction correction.
+
+    **Example** (needs pyabf and an `.abf` file; here one of the development
+    recordings in `../shared/data/pyabf/`):
 
     ```python
     rec = hhjax.load_abf("171116sh_0018.abf", sweeps=[0, 8, 16])

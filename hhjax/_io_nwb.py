@@ -181,10 +181,17 @@ def load_nwb(
     response without a stimulus, a stimulus that does not cover its response, or
     sweeps whose time axes differ; `IndexError` for a sweep index out of range.
 
-    **Example:**
+    **Returns:** a [`hhjax.Recording`][]: `t_ms` `(T,)` [ms], `v_mV`
+    `(sweeps, T)` [mV] and the current in pA `(sweeps, T)` (float64 NumPy arrays),
+    `meta` as above. [`hhjax.load_recording`][] calls this for `.nwb` paths and adds
+    windowing, resampling and the liquid-junction correction.
+
+    **Example** (needs pynwb and an NWB file with current-clamp series):
 
     ```python
     rec = hhjax.load_nwb("cell.nwb", sweeps=["sweep_003", "sweep_004"])
+    rec.v_mV.shape              # (2, samples per sweep)
+    rec.meta["pairing"]         # how stimulus and response were paired
     ```
     """
     pynwb = import_pynwb()

@@ -20,7 +20,21 @@ class HHState(eqx.Module):
     - `v`: membrane potential [mV].
     - `m`, `h`, `n`: gate open fractions [dimensionless, in [0, 1]].
 
-    Scalar fields for one neuron; batch with `jax.vmap`.
+    Scalar fields for one neuron; batch with `jax.vmap`. The fields are stored as
+    given (no dtype conversion): [`hhjax.simulate`][] converts an initial state to
+    the dtype of the parameters. In a [`hhjax.SimulationResult`][] each field has
+    shape `(T,)`.
+
+    **Example:**
+
+    ```pycon
+    >>> import hhjax
+    >>> y0 = hhjax.HHState(v=-65.0, m=0.05, h=0.6, n=0.32)   # e.g. simulate(..., y0=y0)
+    >>> s = hhjax.steady_state(hhjax.HHParams(), -65.0)     # an HHState too
+    >>> print(f"v = {float(s.v):.2f} mV, n = {float(s.n):.4f}")
+    v = -65.00 mV, n = 0.3177
+
+    ```
     """
 
     v: Array
@@ -32,7 +46,8 @@ class HHState(eqx.Module):
 class IonicCurrents(eqx.Module):
     """Ionic current densities [µA/cm²], positive outward.
 
-    **Fields:** `i_na`, `i_k`, `i_leak`; property `total`.
+    **Fields:** `i_na`, `i_k`, `i_leak`, of the broadcast shape of the state and
+    parameters; property `total`. Returned by [`hhjax.ionic_currents`][].
     """
 
     i_na: Array
@@ -49,7 +64,23 @@ def ionic_currents(params: HHParams, state: HHState) -> IonicCurrents:
     """Ionic current densities [µA/cm²] (positive outward) of `state` under `params`.
 
     Works elementwise on any broadcastable shapes, e.g. on a whole trajectory
-    `result.state`.
+    `result.state` (`(T,)` fields); the dtype follows `params` and `state`.
+
+    **Returns:** an [`hhjax.IonicCurrents`][] (`i_na`, `i_k`, `i_leak`, `total`).
+
+    **Example:** near rest (−65 mV, gates at steady state) the currents almost
+    cancel; sodium and leak flow in (negative), potassium out (positive).
+
+    ```pycon
+    >>> import hhjax
+    >>> p = hhjax.HHParams()
+    >>> c = hhjax.ionic_currents(p, hhjax.steady_state(p, -65.0))
+    >>> [round(float(x), 2) for x in (c.i_na, c.i_k, c.i_leak)]
+    [-1.22, 4.4, -3.18]
+    >>> abs(float(c.total)) < 0.01           # µA/cm²: the resting state is -64.996 mV
+    True
+
+    ```
     """
     v = state.v
     return IonicCurrents(
@@ -60,7 +91,20 @@ def ionic_currents(params: HHParams, state: HHState) -> IonicCurrents:
 
 
 def gate_derivatives(params: HHParams, state: HHState) -> tuple[Array, Array, Array]:
-    """`(dm/dt, dh/dt, dn/dt)` [1/ms] at `state` (`dx/dt = α(1−x) − βx`)."""
+    """`(dm/dt, dh/dt, dn/dt)` [1/ms] at `state` (`dx/dt = α(1−x) − βx`).
+
+    Temperature-scaled rates of `params` at `state.v` [mV]; each derivative has
+    the broadcast shape of the state and parameters.
+
+    ```pycon
+    >>> import hhjax
+    >>> p = hhjax.HHParams()
+    >>> dm, dh, dn = hhjax.gate_derivatives(p, hhjax.steady_state(p, -50.0))
+    >>> max(abs(float(dm)), abs(float(dh)), abs(float(dn))) < 1e-12   # x = x∞
+    True
+
+    ```
+    """
     r = params.rates(state.v)
     dm = r["alpha_m"] * (1 - state.m) - r["beta_m"] * state.m
     dh = r["alpha_h"] * (1 - state.h) - r["beta_h"] * state.h
@@ -84,6 +128,17 @@ def hh_derivatives(params: HHParams, state: HHState, i_stim: ArrayLike) -> HHSta
     vector field stays finite at the wild trial states an adaptive solver may probe
     before rejecting a step; otherwise those rejected steps overflow and their NaNs
     leak into reverse-mode gradients.
+
+    Elementwise: any broadcastable shapes of `state`, `params` and `i_stim`.
+
+    ```pycon
+    >>> import hhjax
+    >>> p = hhjax.HHParams()
+    >>> d = hhjax.hh_derivatives(p, hhjax.steady_state(p, -65.0), 10.0)
+    >>> round(float(d.v), 3)      # ≈ 10 µA/cm² / 1 µF/cm²: the cell depolarises
+    10.004
+
+    ```
     """
     lo, hi = GATE_GUARD
     guarded = HHState(
@@ -112,12 +167,27 @@ def hh_vector_field(t: ArrayLike, y: HHState, args) -> HHState:
 
     **Returns:** `HHState` of derivatives (mV/ms and 1/ms).
 
-    Use it directly as a diffrax term:
+    **Example:**
+
+    ```pycon
+    >>> import hhjax
+    >>> p, stim = hhjax.HHParams(), hhjax.StepCurrent(10.0, 1.0, 5.0)
+    >>> y = hhjax.steady_state(p, -65.0)
+    >>> d = hhjax.hh_vector_field(2.0, y, (p, stim))    # t = 2 ms: the step is on
+    >>> round(float(d.v), 3)                            # mV/ms
+    10.004
+
+    ```
+
+    Use it directly as a diffrax term (what [`hhjax.simulate`][] does, plus the
+    stimulus edges as jump times):
 
     ```python
+    import diffrax
     term = diffrax.ODETerm(hhjax.hh_vector_field)
-    diffrax.diffeqsolve(term, diffrax.Tsit5(), 0.0, 100.0, 0.01,
-                        hhjax.resting_state(p), args=(p, stim))
+    sol = diffrax.diffeqsolve(term, diffrax.Tsit5(), 0.0, 20.0, 0.01, y,
+                              args=(p, stim),
+                              stepsize_controller=diffrax.PIDController(1e-6, 1e-6))
     ```
     """
     params, stimulus = args
@@ -131,7 +201,17 @@ def hh_vector_field(t: ArrayLike, y: HHState, args) -> HHState:
 def steady_state(params: HHParams | Membrane, v: ArrayLike) -> HHState | MembraneState:
     """The state with `v` [mV] clamped and every gate at its steady state
     `x∞(v) = α/(α+β)`. `v` may have any shape. `params` is an [`hhjax.HHParams`][]
-    (→ `HHState`) or an [`hhjax.Membrane`][] (→ `MembraneState`)."""
+    (→ `HHState`) or an [`hhjax.Membrane`][] (→ `MembraneState`); the fields have
+    the broadcast shape of `v` and the parameters, and the parameters' dtype.
+
+    ```pycon
+    >>> import jax.numpy as jnp, hhjax
+    >>> s = hhjax.steady_state(hhjax.HHParams(), jnp.array([-80.0, -65.0, -50.0]))
+    >>> s.v.shape, [round(float(m), 4) for m in s.m]
+    ((3,), [0.008, 0.0529, 0.2508])
+
+    ```
+    """
     if isinstance(params, Membrane):
         return params.steady_state(v)
     inf = params.gate_inf(v)
@@ -141,7 +221,15 @@ def steady_state(params: HHParams | Membrane, v: ArrayLike) -> HHState | Membran
 
 def steady_state_current(params: HHParams | Membrane, v: ArrayLike) -> Array:
     """Total ionic current [µA/cm²] with the gates at steady state at `v` [mV]
-    (the I–V curve whose zeros are the resting states)."""
+    (the I–V curve whose zeros are the resting states), of the shape of `v`.
+
+    ```pycon
+    >>> import hhjax
+    >>> round(float(hhjax.steady_state_current(hhjax.HHParams(), -60.0)), 3)
+    8.874
+
+    ```
+    """
     if isinstance(params, Membrane):
         return params.steady_state_current(v)
     return ionic_currents(params, steady_state(params, v)).total
@@ -176,7 +264,23 @@ def resting_state(
     - `max_steps`, `throw`: as in `optimistix.root_find`.
 
     **Returns:** an [`hhjax.HHState`][] (a `MembraneState` for a membrane) with
-    scalar fields.
+    scalar fields in the dtype of `params`.
+
+    **Raises:** with `throw=True`, an `equinox.EquinoxRuntimeError` (from
+    optimistix) when Newton does not converge within `max_steps`; with
+    `throw=False` the last iterate is returned unchecked.
+
+    **Example:**
+
+    ```pycon
+    >>> import hhjax
+    >>> p = hhjax.HHParams()
+    >>> round(float(hhjax.resting_state(p).v), 3)
+    -64.996
+    >>> round(float(hhjax.resting_state(p, i_hold=2.0).v), 3)  # depolarised by 2 µA/cm²
+    -63.482
+
+    ```
     """
     dtype = params.dtype
     if v_guess is None:
@@ -204,7 +308,20 @@ def resting_state(
 
 def model_derivatives(params, state, i_stim):
     """Time derivative of `state` under `params` ([`hhjax.HHParams`][] or
-    [`hhjax.Membrane`][]) for the stimulus current `i_stim` [µA/cm²]."""
+    [`hhjax.Membrane`][]) for the stimulus current `i_stim` [µA/cm²].
+
+    Dispatches to [`hhjax.hh_derivatives`][] (→ `HHState`: mV/ms, 1/ms) or
+    `Membrane.derivatives` (→ `MembraneState`).
+
+    ```pycon
+    >>> import hhjax
+    >>> m = hhjax.Membrane.hodgkin_huxley()
+    >>> d = hhjax.model_derivatives(m, m.steady_state(-65.0), 10.0)
+    >>> round(float(d.v), 3), sorted(d.gates)
+    (10.004, ['h', 'm', 'n'])
+
+    ```
+    """
     if isinstance(params, Membrane):
         return params.derivatives(state, i_stim)
     return hh_derivatives(params, state, i_stim)
@@ -215,7 +332,17 @@ def jacobian_at(params: HHParams | Membrane, state, i_stim: ArrayLike = 0.0) -> 
 
     For an [`hhjax.HHParams`][] it is 4×4 in the order `(v, m, h, n)`; for an
     [`hhjax.Membrane`][] the order is `v` then its kinetic gates in
-    `membrane.kinetic_gates` order.
+    `membrane.kinetic_gates` order. `state` has scalar fields; `i_stim` [µA/cm²]
+    is the constant stimulus current. The dtype is that of the parameters.
+
+    ```pycon
+    >>> import jax, hhjax
+    >>> p = hhjax.HHParams()
+    >>> J = jax.jit(hhjax.jacobian_at)(p, hhjax.steady_state(p, -65.0))  # one compile
+    >>> J.shape, round(float(J[0, 0]), 3)       # ∂(dv/dt)/∂v [1/ms]
+    ((4, 4), -0.677)
+
+    ```
     """
     if isinstance(params, Membrane):
         names = params.kinetic_gates

@@ -14,6 +14,11 @@ from ._rates import AbstractHHKinetics, ANNarchyKinetics, ClassicKinetics
 
 #: Temperature [°C] at which the classic rate functions were measured.
 REFERENCE_TEMPERATURE = 6.3
+"""Temperature [°C] at which the classic rate functions were measured (6.3 °C).
+
+At `HHParams(temperature=REFERENCE_TEMPERATURE)` (the default) the temperature
+factor `phi = q10 ** ((temperature - 6.3) / 10)` is 1.
+"""
 
 #: Rates are evaluated at voltages clamped to ±RATE_V_LIMIT mV (relative to v_shift).
 RATE_V_LIMIT = 200.0
@@ -99,7 +104,12 @@ class HHParams(eqx.Module):
       1952 convention with rest at 0 mV).
     - `kinetics`: the rate functions, an [`hhjax.AbstractHHKinetics`][]
       (default [`hhjax.ClassicKinetics`][]).
-    - `dtype`: optional float dtype for every field (default: follow the inputs).
+    - `dtype`: optional float dtype for every field (default: follow the inputs:
+      float64 when x64 is enabled, else float32).
+
+    **Shapes:** scalars for one neuron. Fields may also be arrays of one broadcast
+    shape: such a batched `HHParams` is what [`hhjax.simulate_population`][] takes,
+    or what `jax.vmap` maps over ([`hhjax.simulate`][] itself needs scalars).
 
     **Raises:** `ValueError` naming the field, its value and the expected unit/range for
     non-finite values, `c_m <= 0`, negative conductances, `q10 <= 0`, or shapes that
@@ -109,10 +119,24 @@ class HHParams(eqx.Module):
 
     **Example:**
 
-    ```python
-    import hhjax
-    p = hhjax.HHParams(g_na=100.0, e_leak=-60.0)
-    p_orig = hhjax.HHParams.hh1952()    # rest at 0 mV
+    ```pycon
+    >>> import equinox as eqx, jax.numpy as jnp, hhjax
+    >>> p = hhjax.HHParams(g_na=100.0, e_leak=-60.0)
+    >>> float(p.g_na), float(p.g_k), p.g_na.shape
+    (100.0, 36.0, ())
+    >>> q = eqx.tree_at(lambda p: p.g_k, p, jnp.asarray(30.0))  # a changed copy
+    >>> float(q.g_k)
+    30.0
+    >>> float(hhjax.HHParams.hh1952().e_na)     # original convention, rest at 0 mV
+    115.0
+    >>> hhjax.HHParams(dtype=jnp.float32).dtype
+    dtype('float32')
+    >>> hhjax.HHParams(g_na=jnp.linspace(100.0, 140.0, 5)).g_na.shape   # a batch
+    (5,)
+    >>> hhjax.HHParams(c_m=-1.0)
+    Traceback (most recent call last):
+    ValueError: `c_m` must be > 0 µF/cm², got -1.0.
+
     ```
     """
 
@@ -187,7 +211,17 @@ class HHParams(eqx.Module):
 
     @classmethod
     def squid_axon(cls, *, dtype=None, **overrides) -> HHParams:
-        """The classic squid-axon parameters, modern convention (the defaults)."""
+        """The classic squid-axon parameters, modern convention (the defaults).
+
+        `overrides` are any [`hhjax.HHParams`][] arguments (same units and checks).
+
+        ```pycon
+        >>> import hhjax
+        >>> float(hhjax.HHParams.squid_axon(g_leak=0.2).g_leak)
+        0.2
+
+        ```
+        """
         return cls(dtype=dtype, **overrides)
 
     @classmethod
@@ -195,7 +229,16 @@ class HHParams(eqx.Module):
         """The original 1952 shifted convention: voltage is the depolarisation from
         rest, so rest is at 0 mV (`e_na=115`, `e_k=-12`, `e_leak=10.613`,
         `v_shift=65`). Same dynamics as the default, every voltage +65 mV; as used
-        with `scipy.integrate.odeint` in seed 001."""
+        with `scipy.integrate.odeint` in seed 001.
+
+        ```pycon
+        >>> import hhjax
+        >>> p = hhjax.HHParams.hh1952()
+        >>> float(p.v_shift), float(p.e_k)
+        (65.0, -12.0)
+
+        ```
+        """
         kw = dict(e_na=115.0, e_k=-12.0, e_leak=10.613, v_shift=65.0)
         kw.update(overrides)
         return cls(dtype=dtype, **kw)
@@ -204,7 +247,15 @@ class HHParams(eqx.Module):
     def annarchy(cls, *, dtype=None, **overrides) -> HHParams:
         """The variant of ANNarchy's Hodgkin–Huxley notebook (seed 000): reversal
         potentials `e_na=45`, `e_k=-82`, `e_leak=-59.387` mV and that notebook's own
-        rate forms ([`hhjax.ANNarchyKinetics`][])."""
+        rate forms ([`hhjax.ANNarchyKinetics`][]).
+
+        ```pycon
+        >>> import hhjax
+        >>> type(hhjax.HHParams.annarchy().kinetics).__name__
+        'ANNarchyKinetics'
+
+        ```
+        """
         kw = dict(e_na=45.0, e_k=-82.0, e_leak=-59.387, kinetics=ANNarchyKinetics())
         kw.update(overrides)
         return cls(dtype=dtype, **kw)
@@ -212,7 +263,15 @@ class HHParams(eqx.Module):
     @classmethod
     def brainpy(cls, *, dtype=None, **overrides) -> HHParams:
         """BrainPy's `brainpy.dyn.HH` defaults (seed 002): the classic model but with
-        `g_leak=0.03` mS/cm² (ten times smaller than the squid axon's)."""
+        `g_leak=0.03` mS/cm² (ten times smaller than the squid axon's).
+
+        ```pycon
+        >>> import hhjax
+        >>> float(hhjax.HHParams.brainpy().g_leak)
+        0.03
+
+        ```
+        """
         kw = dict(g_leak=0.03)
         kw.update(overrides)
         return cls(dtype=dtype, **kw)
@@ -226,7 +285,16 @@ class HHParams(eqx.Module):
 
     @property
     def phi(self) -> Array:
-        """Temperature factor of the rates, `q10 ** ((temperature - 6.3) / 10)`."""
+        """Temperature factor of the rates, `q10 ** ((temperature - 6.3) / 10)`
+        [dimensionless], of the fields' broadcast shape.
+
+        ```pycon
+        >>> import hhjax
+        >>> float(hhjax.HHParams(temperature=16.3).phi)    # one Q10 step up
+        3.0
+
+        ```
+        """
         return self.q10 ** ((self.temperature - REFERENCE_TEMPERATURE) / 10.0)
 
     def rates(self, v: ArrayLike) -> dict[str, Array]:
@@ -238,7 +306,16 @@ class HHParams(eqx.Module):
         cleanly instead of poisoning gradients with NaN).
 
         Returns a dict with keys `alpha_m, beta_m, alpha_h, beta_h, alpha_n, beta_n`,
-        each of the broadcast shape of `v` and the parameters.
+        each of the broadcast shape of `v` and the parameters, in the parameters'
+        dtype.
+
+        ```pycon
+        >>> import hhjax
+        >>> r = hhjax.HHParams().rates(-40.0)     # the removable 0/0 of alpha_m
+        >>> round(float(r["alpha_m"]), 6)
+        1.0
+
+        ```
         """
         # Clamp to a generous physiological window: trial steps of adaptive solvers
         # may visit absurd voltages; clamping keeps the rates finite there (so those
@@ -257,14 +334,34 @@ class HHParams(eqx.Module):
         )
 
     def gate_inf(self, v: ArrayLike) -> dict[str, Array]:
-        """Steady-state open fractions `{"m", "h", "n"}` [dimensionless] at `v` [mV]."""
+        """Steady-state open fractions `{"m", "h", "n"}` [dimensionless] at `v` [mV],
+        `x∞ = α/(α+β)`, each of the broadcast shape of `v` and the parameters.
+
+        ```pycon
+        >>> import hhjax
+        >>> inf = hhjax.HHParams().gate_inf(-65.0)
+        >>> {k: round(float(x), 4) for k, x in inf.items()}
+        {'m': 0.0529, 'h': 0.5961, 'n': 0.3177}
+
+        ```
+        """
         r = self.rates(v)
         return {
             x: r[f"alpha_{x}"] / (r[f"alpha_{x}"] + r[f"beta_{x}"]) for x in "mhn"
         }
 
     def gate_tau(self, v: ArrayLike) -> dict[str, Array]:
-        """Time constants `{"m", "h", "n"}` [ms] of the gates at `v` [mV]."""
+        """Time constants `{"m", "h", "n"}` [ms] of the gates at `v` [mV],
+        `τx = 1/(α+β)`, each of the broadcast shape of `v` and the parameters.
+
+        ```pycon
+        >>> import hhjax
+        >>> tau = hhjax.HHParams().gate_tau(-65.0)
+        >>> {k: round(float(x), 3) for k, x in tau.items()}
+        {'m': 0.237, 'h': 8.516, 'n': 5.459}
+
+        ```
+        """
         r = self.rates(v)
         return {x: 1.0 / (r[f"alpha_{x}"] + r[f"beta_{x}"]) for x in "mhn"}
 

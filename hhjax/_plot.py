@@ -46,6 +46,20 @@ def plot_trace(
     - `title`: figure title.
 
     **Returns:** a `matplotlib.figure.Figure` (save it with `fig.savefig(path)`).
+
+    **Raises:** `TypeError` when `result` is not an [`hhjax.SimulationResult`][];
+    `ValueError` for a batched result (index one neuron first).
+
+    ```pycon
+    >>> import hhjax
+    >>> res = hhjax.simulate(hhjax.HHParams(), hhjax.StepCurrent(10.0, 2.0, 20.0),
+    ...                      t_end=20.0)
+    >>> fig = hhjax.plot_trace(res, title="10 µA/cm² step")
+    >>> len(fig.axes)           # v, stimulus, gates, currents
+    4
+    >>> fig.savefig("trace.png")  # doctest: +SKIP
+
+    ```
     """
     if not isinstance(result, SimulationResult):
         raise TypeError(
@@ -113,6 +127,14 @@ def plot_gating_curves(
 
     **Raises:** as [`hhjax.gating_curves`][]; `ValueError` for a `v` that is not
     1-D.
+
+    ```pycon
+    >>> import hhjax
+    >>> fig = hhjax.plot_gating_curves(hhjax.HHParams())
+    >>> [ax.get_ylabel() for ax in fig.axes]
+    ['steady state x∞', 'time constant τ [ms]']
+
+    ```
     """
     if not isinstance(params, HHParams):
         raise TypeError(
@@ -203,6 +225,16 @@ def plot_phase_plane(
 
     **Raises:** `TypeError` for unsupported `data`; `ValueError` for unknown
     variables, mismatched shapes, or nullclines outside the v–n plane.
+
+    ```pycon
+    >>> import hhjax
+    >>> res = hhjax.simulate(hhjax.HHParams(), hhjax.StepCurrent(10.0, 2.0, 20.0),
+    ...                      t_end=20.0)
+    >>> fig = hhjax.plot_phase_plane(res, x="v", y="n", title="v–n plane")
+    >>> fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
+    ('v [mV]', 'n')
+
+    ```
     """
     if nullclines is not None:
         if not isinstance(nullclines, Nullclines):
@@ -257,6 +289,16 @@ def plot_fi_curve(
     **Returns:** a `matplotlib.figure.Figure`.
 
     **Raises:** `ValueError` for mismatched shapes or a wrong number of labels.
+
+    ```pycon
+    >>> import hhjax
+    >>> currents = [0.0, 5.0, 10.0, 20.0]                   # µA/cm²
+    >>> rates = [[0.0, 0.0, 70.0, 87.5], [0.0, 0.0, 65.0, 85.0]]   # Hz, two curves
+    >>> fig = hhjax.plot_fi_curve(currents, rates, labels=["model A", "model B"])
+    >>> len(fig.axes[0].lines)
+    2
+
+    ```
     """
     currents, rates = np.asarray(currents), np.asarray(rates)
     n = currents.size
@@ -310,6 +352,15 @@ def plot_bifurcation(
 
     **Raises:** `ValueError` for `currents` that are not 1-D with ≥ 2 finite values;
     as [`hhjax.fi_curve`][] for the protocol.
+
+    ```pycon
+    >>> import jax.numpy as jnp, hhjax
+    >>> fig = hhjax.plot_bifurcation(hhjax.HHParams(), jnp.linspace(0.0, 20.0, 5),
+    ...                              duration=100.0, window=80.0)
+    >>> fig.axes[0].get_xlabel()
+    'holding current [µA/cm²]'
+
+    ```
     """
     if not isinstance(params, HHParams):
         raise TypeError(

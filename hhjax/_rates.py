@@ -31,6 +31,19 @@ def exprel_inv(u: ArrayLike) -> Array:
     - `u`: dimensionless input (array of any shape; dtype is preserved).
 
     **Returns:** an array of the same shape and dtype as `u`, equal to 1 at `u = 0`.
+
+    **Raises:** nothing for numeric input (NaN in, NaN out).
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, hhjax
+    >>> float(hhjax.exprel_inv(0.0)), float(jax.grad(hhjax.exprel_inv)(0.0))
+    (1.0, 0.5)
+    >>> round(float(hhjax.exprel_inv(1.0)), 6)      # 1 / (1 - e^-1)
+    1.581977
+
+    ```
     """
     u = jnp.asarray(u)
     small = jnp.abs(u) < _SERIES_EPS
@@ -44,7 +57,15 @@ def exprel_inv(u: ArrayLike) -> Array:
 def phi1(z: ArrayLike) -> Array:
     r"""$\varphi_1(z) = (e^z - 1)/z$, with $\varphi_1(0) = 1$; finite value and gradient.
 
-    Used by the exponential-Euler solver. Dimensionless in, dimensionless out.
+    Used by the exponential-Euler solver. Dimensionless in, dimensionless out: an
+    array of the shape and dtype of `z`. Raises nothing for numeric input.
+
+    ```pycon
+    >>> import hhjax
+    >>> float(hhjax.phi1(0.0)), round(float(hhjax.phi1(1.0)), 6)   # 1, e - 1
+    (1.0, 1.718282)
+
+    ```
     """
     z = jnp.asarray(z)
     small = jnp.abs(z) < _SERIES_EPS
@@ -58,8 +79,18 @@ class AbstractHHKinetics(eqx.Module):
     """The six opening/closing rates of the m, h and n gates of an HH-type model.
 
     Each method takes the membrane potential `v` [mV] (any shape) and returns a rate
-    [1/ms] at the kinetics' reference temperature (6.3 °C). Subclasses hold no arrays,
-    so they do not add leaves to a parameter pytree.
+    [1/ms] at the kinetics' reference temperature (6.3 °C), of the shape of `v` and
+    (for array input) its dtype. Subclasses hold no arrays, so they do not add leaves
+    to a parameter pytree. [`hhjax.HHParams`][] applies the temperature factor and
+    `v_shift`; pass a kinetics object as its `kinetics` argument.
+
+    ```pycon
+    >>> import hhjax
+    >>> p = hhjax.HHParams(kinetics=hhjax.ANNarchyKinetics())
+    >>> isinstance(p.kinetics, hhjax.AbstractHHKinetics)
+    True
+
+    ```
     """
 
     @abc.abstractmethod
@@ -97,6 +128,16 @@ class ClassicKinetics(AbstractHHKinetics):
 
     with $v$ in mV and rates in 1/ms at 6.3 °C. The removable singularities at
     −40 mV ($\alpha_m$) and −55 mV ($\alpha_n$) are handled by [`hhjax.exprel_inv`][].
+
+    ```pycon
+    >>> import hhjax
+    >>> k = hhjax.ClassicKinetics()
+    >>> float(k.alpha_m(-40.0)), float(k.alpha_n(-55.0))     # the 0/0 points
+    (1.0, 0.1)
+    >>> round(float(k.beta_m(-65.0)), 6)
+    4.0
+
+    ```
     """
 
     def alpha_m(self, v):
@@ -129,6 +170,14 @@ class ANNarchyKinetics(AbstractHHKinetics):
     - $\alpha_n = 0.01 (v+60) / (1 - e^{-0.1(v+60)})$, $\beta_n = 0.125 e^{-0.0125(v+70)}$
 
     Removable singularities at −45 mV ($\alpha_m$) and −60 mV ($\alpha_n$).
+
+    ```pycon
+    >>> import hhjax
+    >>> k = hhjax.ANNarchyKinetics()
+    >>> float(k.alpha_m(-45.0)), round(float(k.beta_m(-70.0)), 6)
+    (1.0, 4.0)
+
+    ```
     """
 
     def alpha_m(self, v):

@@ -39,7 +39,22 @@ DEFAULT_ATOL = 1e-6
 
 
 class RESULTS(diffrax.RESULTS):  # pyright: ignore
-    """Outcome of a simulation: diffrax's codes plus `nonfinite_state`."""
+    """Outcome of a simulation: diffrax's codes plus `nonfinite_state`.
+
+    `result.result` of a [`hhjax.SimulationResult`][] is one of these (an array
+    under `jax.vmap`); `RESULTS[code]` is its message (empty for success).
+
+    ```pycon
+    >>> import hhjax
+    >>> res = hhjax.simulate(hhjax.HHParams(), hhjax.StepCurrent(10.0, 2.0, 20.0),
+    ...                      t_end=20.0)
+    >>> bool(res.result == hhjax.RESULTS.successful)
+    True
+    >>> "non-finite" in hhjax.RESULTS[hhjax.RESULTS.nonfinite_state]
+    True
+
+    ```
+    """
 
     nonfinite_state = (
         "The state became non-finite (NaN or inf). The step size may be too large "
@@ -49,7 +64,20 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore
 
 
 class SimulationError(RuntimeError):
-    """Raised by [`hhjax.simulate`][] (with `throw=True`) when a solve fails."""
+    """Raised by [`hhjax.simulate`][] (with `throw=True`) when a solve fails: the
+    step budget `max_steps` was exhausted or the state became non-finite. The
+    message names the failure, the steps taken and `max_steps`. Also raised by the
+    analysis functions ([`hhjax.rheobase`][], ...) and by
+    [`hhjax.simulate_population`][]. Inside `jit`/`vmap` the same failure surfaces
+    as an `equinox.EquinoxRuntimeError`.
+
+    ```pycon
+    >>> import hhjax
+    >>> issubclass(hhjax.SimulationError, RuntimeError)
+    True
+
+    ```
+    """
 
 
 class SimulationResult(eqx.Module):
@@ -72,7 +100,27 @@ class SimulationResult(eqx.Module):
     **Methods:** `gate(name)` (any gate of a membrane, including instantaneous and
     dependent ones), `currents()` (channel name → current density [µA/cm²]).
     For a membrane, `m`/`h`/`n` and `i_na`/`i_k`/`i_leak` exist when it has gates /
-    channels of those names (`na`, `k`, `leak`).
+    channels of those names (`na`, `k`, `leak`); otherwise they raise `KeyError`.
+
+    Every array has the dtype of `params`. Under `jax.vmap` every field gets the
+    batch axes in front: `(batch, T)`.
+
+    **Example:**
+
+    ```pycon
+    >>> import hhjax
+    >>> res = hhjax.simulate(hhjax.HHParams(), hhjax.StepCurrent(10.0, 2.0, 20.0),
+    ...                      t_end=20.0)
+    >>> res.t.shape, res.v.shape, res.i_ion.shape, bool(res.successful)
+    ((2001,), (2001,), (2001,), True)
+    >>> float(res.t[1] - res.t[0])        # default save_every [ms]
+    0.01
+    >>> float(res.i_stim[0]), float(res.i_stim[500])     # µA/cm² at 0 and 5 ms
+    (0.0, 10.0)
+    >>> sorted(res.currents())
+    ['k', 'leak', 'na']
+
+    ```
     """
 
     t: Array
@@ -237,6 +285,17 @@ def finite_rms_norm(x) -> Array:
     step size NaN and stall the solve. With this norm such a step is simply rejected
     and shrunk. [`hhjax.simulate`][] installs it in any `diffrax.PIDController` that
     uses diffrax's default norm.
+
+    **Returns:** a scalar array (the dtype of the leaves).
+
+    ```pycon
+    >>> import jax.numpy as jnp, hhjax
+    >>> round(float(hhjax.finite_rms_norm(jnp.array([3.0, 4.0]))), 4)   # √12.5
+    3.5355
+    >>> float(hhjax.finite_rms_norm(jnp.array([jnp.nan, 1.0])))
+    inf
+
+    ```
     """
     n = optx.rms_norm(x)
     return jnp.where(jnp.isfinite(n), n, jnp.inf)
@@ -554,12 +613,25 @@ def simulate(
 
     **Example:**
 
-    ```python
-    import hhjax
-    res = hhjax.simulate(hhjax.HHParams(), hhjax.StepCurrent(10.0, 10.0, 90.0),
-                         t_end=100.0)
-    hhjax.spike_times(res)
+    ```pycon
+    >>> import hhjax
+    >>> p = hhjax.HHParams()
+    >>> stim = hhjax.StepCurrent(amplitude=10.0, t_on=2.0, t_off=20.0)    # µA/cm², ms
+    >>> res = hhjax.simulate(p, stim, t_end=20.0)
+    >>> res.v.shape, res.v.dtype == p.dtype        # 0.01 ms samples from 0 to 20 ms
+    ((2001,), True)
+    >>> [round(float(t), 2) for t in hhjax.spike_times(res, max_spikes=2)]   # ms
+    [3.9, 18.82]
+    >>> hhjax.simulate(p, stim, t_end=-1.0)
+    Traceback (most recent call last):
+    ValueError: `t_end` must be > t0 = 0.0 ms, got t_end=-1.0 ms.
+
     ```
+
+    Other solvers are diffrax objects, e.g. `solver=hhjax.ExponentialEuler(),
+    dt0=0.01` or `solver=diffrax.Tsit5(),
+    stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-8)`; batches go
+    through `jax.vmap` (see the guide on simulation and batching).
     """
     check_model(params, scalar=False)
     if stimulus is not None and not isinstance(stimulus, AbstractStimulus):

@@ -86,9 +86,25 @@ def crossing_times(
     - `max_spikes`: length of the output (static int).
     - `newton_steps`: Newton iterations on the Hermite cubic.
 
-    **Returns:** array `(max_spikes,)` of crossing times, in order, padded with NaN.
-    Crossings beyond `max_spikes` are dropped (see [`hhjax.spike_count`][] for the
-    full count).
+    **Returns:** array `(max_spikes,)` of crossing times [ms] in the dtype of `t`
+    and `v`, in order, padded with NaN. Crossings beyond `max_spikes` are dropped
+    (see [`hhjax.spike_count`][] for the full count). A crossing is
+    `v[k] < threshold <= v[k+1]`.
+
+    **Raises:** `ValueError` for `t`, `v` (or `dvdt`) that are not 1-D arrays of
+    one shape (batch with `jax.vmap`), or a `max_spikes` that is not a positive
+    integer.
+
+    **Example** (linear interpolation between samples):
+
+    ```pycon
+    >>> import jax.numpy as jnp, hhjax
+    >>> t = jnp.arange(6.0)                                  # ms
+    >>> v = jnp.array([-65.0, 10.0, -70.0, -65.0, 35.0, -70.0])   # mV
+    >>> [round(float(x), 4) for x in hhjax.crossing_times(t, v, 0.0, max_spikes=3)]
+    [0.8667, 3.65, nan]
+
+    ```
     """
     t = jnp.asarray(t)
     v = jnp.asarray(v)
@@ -123,7 +139,26 @@ def spike_times(
     and the model's own `dv/dt` at them, so they are accurate to well below the
     sampling interval. Differentiable with respect to parameters.
 
-    **Returns:** `(max_spikes,)` array, in order, padded with NaN.
+    **Arguments:** `result` (one neuron; `jax.vmap` for batches), `threshold` [mV],
+    `max_spikes` (static int, default 100).
+
+    **Returns:** `(max_spikes,)` array of times [ms] (dtype of the result), in
+    order, padded with NaN.
+
+    **Raises:** `TypeError` when `result` is not an [`hhjax.SimulationResult`][]
+    (use [`hhjax.crossing_times`][] for raw arrays).
+
+    **Example:**
+
+    ```pycon
+    >>> import jax.numpy as jnp, hhjax
+    >>> res = hhjax.simulate(hhjax.HHParams(), hhjax.StepCurrent(10.0, 2.0, 20.0),
+    ...                      t_end=20.0)
+    >>> spikes = hhjax.spike_times(res, threshold=0.0, max_spikes=4)
+    >>> [round(float(t), 2) for t in spikes], int(jnp.sum(jnp.isfinite(spikes)))
+    ([3.9, 18.82, nan, nan], 2)
+
+    ```
     """
     if not isinstance(result, SimulationResult):
         raise TypeError(
@@ -148,6 +183,23 @@ def spike_count(
     Pass a [`hhjax.SimulationResult`][], or a voltage trace [mV] together with its
     sample times `t` [ms] when a window is used. `t_start`/`t_stop` [ms] restrict the
     count to crossings whose interval starts in `[t_start, t_stop)`.
+
+    **Returns:** an integer scalar array (a 1-D `v` of shape `(T,)`; `jax.vmap` for
+    batches).
+
+    **Raises:** `ValueError` when `t_start`/`t_stop` are given for a raw trace
+    without `t`.
+
+    ```pycon
+    >>> import hhjax
+    >>> res = hhjax.simulate(hhjax.HHParams(), hhjax.StepCurrent(10.0, 2.0, 20.0),
+    ...                      t_end=20.0)
+    >>> int(hhjax.spike_count(res)), int(hhjax.spike_count(res, t_start=10.0))
+    (2, 1)
+    >>> int(hhjax.spike_count(res.v, -20.0))       # a raw trace [mV], threshold -20 mV
+    2
+
+    ```
     """
     if isinstance(v_or_result, SimulationResult):
         v, t = v_or_result.v, v_or_result.t
@@ -173,7 +225,19 @@ def firing_rate(
     t_stop: ArrayLike | None = None,
 ) -> Array:
     """Mean firing rate [Hz] of a simulation in `[t_start, t_stop)` [ms] (default:
-    the whole simulated span): spike count / duration."""
+    the whole simulated span): spike count / duration.
+
+    **Returns:** a float scalar array [Hz] (the dtype of the result).
+
+    ```pycon
+    >>> import hhjax
+    >>> res = hhjax.simulate(hhjax.HHParams(), hhjax.StepCurrent(10.0, 2.0, 20.0),
+    ...                      t_end=20.0)
+    >>> float(hhjax.firing_rate(res))       # 2 spikes in 20 ms
+    100.0
+
+    ```
+    """
     if t_start is None:
         t_start = result.t[0]
     if t_stop is None:

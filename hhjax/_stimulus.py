@@ -50,6 +50,29 @@ class AbstractStimulus(eqx.Module):
     `jump_times` [ms] lists every time at which the current is discontinuous; it is
     handed to diffrax's `ClipStepSizeController` so adaptive solvers step exactly to
     the edges. Stimuli add with `+` (giving a [`hhjax.SumCurrent`][]).
+
+    **Shapes and dtypes:** every field is an array in one float dtype (following
+    the inputs, or `dtype=`); scalars for one stimulus. A stimulus with a leading
+    batch axis on its fields (built with `jax.vmap`) drives a population in
+    [`hhjax.simulate_population`][] (`stimulus_batched=True`), or is mapped over
+    with `jax.vmap(lambda s: hhjax.simulate(p, s, t_end=...))`. Calling a stimulus
+    at a scalar time gives a scalar.
+
+    **Raises:** constructors raise `TypeError` for non-numeric values and
+    `ValueError` (naming the argument and its unit) for non-finite values or
+    inconsistent timing; values traced inside `jit`/`vmap` are not checked.
+
+    **Example:**
+
+    ```pycon
+    >>> import hhjax
+    >>> stim = hhjax.StepCurrent(10.0, 2.0, 5.0) + hhjax.ConstantCurrent(1.0)
+    >>> type(stim).__name__, float(stim(3.0)), float(stim(6.0))
+    ('SumCurrent', 11.0, 1.0)
+    >>> [float(t) for t in stim.jump_times]
+    [2.0, 5.0]
+
+    ```
     """
 
     @abc.abstractmethod
@@ -68,7 +91,18 @@ class AbstractStimulus(eqx.Module):
 
 
 class ConstantCurrent(AbstractStimulus):
-    """A constant current `amplitude` [µA/cm²] at all times."""
+    """A constant current `amplitude` [µA/cm²] at all times (no jumps).
+
+    **Raises:** `TypeError`/`ValueError` for a non-numeric or non-finite amplitude.
+
+    ```pycon
+    >>> import hhjax
+    >>> stim = hhjax.ConstantCurrent(6.5)
+    >>> float(stim(0.0)), float(stim(1e6)), stim.jump_times.shape
+    (6.5, 6.5, (0,))
+
+    ```
+    """
 
     amplitude: Array
 
@@ -87,8 +121,26 @@ class ConstantCurrent(AbstractStimulus):
 class StepCurrent(AbstractStimulus):
     """A rectangular step: `amplitude` [µA/cm²] for `t_on <= t < t_off` [ms], else 0.
 
+    **Arguments:** `amplitude` [µA/cm²], `t_on` [ms] (default 0), `t_off` [ms]
+    (default `inf`: never off), `dtype`.
+
     **Raises:** `ValueError` if a value is not finite (`t_off` may be `inf`) or
-    `t_off <= t_on`.
+    `t_off <= t_on`; `TypeError` for non-numeric values.
+
+    **Example:**
+
+    ```pycon
+    >>> import hhjax
+    >>> stim = hhjax.StepCurrent(amplitude=10.0, t_on=2.0, t_off=20.0)
+    >>> float(stim(1.9)), float(stim(2.0)), float(stim(20.0))
+    (0.0, 10.0, 0.0)
+    >>> [float(t) for t in stim.jump_times]
+    [2.0, 20.0]
+    >>> hhjax.StepCurrent(10.0, t_on=5.0, t_off=5.0)
+    Traceback (most recent call last):
+    ValueError: `t_off` must be > `t_on` (in ms), got t_on=5.0, t_off=5.0.
+
+    ```
     """
 
     amplitude: Array
@@ -136,6 +188,24 @@ class PulseTrain(AbstractStimulus):
     BrainPy's `spike_input(sp_times, sp_lens, sp_sizes)`.
 
     Use [`hhjax.PulseTrain.regular`][] for evenly spaced pulses.
+
+    **Shapes:** `onsets` 1-D `(k,)`; `width` and `amplitude` are stored broadcast to
+    `(k,)`.
+
+    **Raises:** `ValueError` for `onsets` that are not 1-D, `width <= 0`,
+    mismatched shapes or non-finite values; `TypeError` for non-numeric values.
+
+    **Example:**
+
+    ```pycon
+    >>> import hhjax
+    >>> stim = hhjax.PulseTrain(onsets=[0.0, 10.0], width=1.0, amplitude=[150.0, 50.0])
+    >>> float(stim(0.5)), float(stim(5.0)), float(stim(10.5))
+    (150.0, 0.0, 50.0)
+    >>> [float(t) for t in stim.jump_times]
+    [0.0, 10.0, 1.0, 11.0]
+
+    ```
     """
 
     onsets: Array
@@ -182,7 +252,20 @@ class PulseTrain(AbstractStimulus):
         dtype=None,
     ) -> PulseTrain:
         """`count` pulses every `period` ms from `start` ms (each `width` ms of
-        `amplitude` µA/cm²)."""
+        `amplitude` µA/cm²).
+
+        **Raises:** `ValueError` for a `count` that is not a positive integer or
+        `period <= 0`.
+
+        ```pycon
+        >>> import hhjax
+        >>> stim = hhjax.PulseTrain.regular(start=5.0, period=10.0, count=3,
+        ...                                 width=2.0, amplitude=20.0)
+        >>> [float(t) for t in stim.onsets]
+        [5.0, 15.0, 25.0]
+
+        ```
+        """
         if int(count) != count or count < 1:
             raise ValueError(f"`count` must be a positive integer, got {count!r}.")
         check_value("period", period, "ms", "> 0", _positive)
@@ -204,7 +287,19 @@ class PulseTrain(AbstractStimulus):
 
 class RampCurrent(AbstractStimulus):
     """A linear ramp from `amplitude_start` at `t_on` to `amplitude_end` at `t_off`
-    [µA/cm², ms]; zero outside `[t_on, t_off)`."""
+    [µA/cm², ms]; zero outside `[t_on, t_off)`.
+
+    **Raises:** `ValueError` for non-finite values or `t_off <= t_on`.
+
+    ```pycon
+    >>> import hhjax
+    >>> ramp = hhjax.RampCurrent(t_on=0.0, t_off=100.0, amplitude_start=0.0,
+    ...                          amplitude_end=20.0)
+    >>> float(ramp(50.0)), float(ramp(100.0))
+    (10.0, 0.0)
+
+    ```
+    """
 
     t_on: Array
     t_off: Array
@@ -249,6 +344,17 @@ class SineCurrent(AbstractStimulus):
 
     **Arguments:** `amplitude` [µA/cm²], `frequency_hz` [Hz] (time is in ms, hence the
     explicit unit), `phase` [rad], `offset` [µA/cm²], `t_on`/`t_off` [ms].
+
+    **Raises:** `ValueError` for non-finite values, `frequency_hz < 0` or
+    `t_off <= t_on`.
+
+    ```pycon
+    >>> import hhjax
+    >>> sine = hhjax.SineCurrent(amplitude=2.0, frequency_hz=100.0, offset=1.0)
+    >>> round(float(sine(2.5)), 6)     # a quarter period of 10 ms: offset + amplitude
+    3.0
+
+    ```
     """
 
     amplitude: Array
@@ -308,6 +414,20 @@ class SampledCurrent(AbstractStimulus):
       sample time).
 
     Before `times[0]` and after `times[-1]` the end values are held.
+
+    **Raises:** `ValueError` for an unknown `interpolation`, empty or non-1-D
+    `times`, `values` of another shape, non-finite or non-increasing `times`.
+
+    ```pycon
+    >>> import hhjax
+    >>> lin = hhjax.SampledCurrent([0.0, 10.0, 20.0], [0.0, 5.0, 5.0])
+    >>> float(lin(5.0)), float(lin(50.0))
+    (2.5, 5.0)
+    >>> zoh = hhjax.SampledCurrent([0.0, 10.0, 20.0], [0.0, 5.0, 5.0], "previous")
+    >>> float(zoh(5.0)), [float(t) for t in zoh.jump_times]
+    (0.0, [10.0, 20.0])
+
+    ```
     """
 
     times: Array
@@ -361,7 +481,20 @@ class SampledCurrent(AbstractStimulus):
 
 
 class SumCurrent(AbstractStimulus):
-    """The sum of several stimuli (also made by `stim_a + stim_b`)."""
+    """The sum of several stimuli (also made by `stim_a + stim_b`); nested sums are
+    flattened, and `jump_times` is the concatenation of the terms' jump times.
+
+    **Raises:** `TypeError` for a term that is not an hhjax stimulus; `ValueError`
+    for an empty sequence.
+
+    ```pycon
+    >>> import hhjax
+    >>> both = hhjax.SumCurrent([hhjax.ConstantCurrent(1.0), hhjax.StepCurrent(5.0, 1.0, 2.0)])
+    >>> len(both.stimuli), float(both(1.5))
+    (2, 6.0)
+
+    ```
+    """
 
     stimuli: tuple[AbstractStimulus, ...]
 
@@ -394,7 +527,20 @@ class AbstractNoiseCurrent(AbstractStimulus):
     """Base of stochastic currents. Calling one gives its mean [µA/cm²]; the random
     part enters the solve as a diffrax `ControlTerm` driven by a
     `VirtualBrownianTree` seeded by the stimulus' `key` (so the same key gives the
-    same realisation, whatever the solver's steps)."""
+    same realisation, whatever the solver's steps) — or, with fixed steps (the
+    default for noise), by per-step increments drawn from the `key`.
+
+    Noise currents work with [`hhjax.simulate`][] (default solver `diffrax.ShARK()`
+    at fixed steps of `dt0`), not with [`hhjax.simulate_population`][].
+
+    ```pycon
+    >>> import jax, hhjax
+    >>> noise = hhjax.WhiteNoiseCurrent(sigma=1.0, key=jax.random.key(0), mean=2.0)
+    >>> isinstance(noise, hhjax.AbstractNoiseCurrent), float(noise(3.0))   # the mean
+    (True, 2.0)
+
+    ```
+    """
 
     key: PRNGKeyArray
 
@@ -433,6 +579,22 @@ class WhiteNoiseCurrent(AbstractNoiseCurrent):
       `sigma = s * sqrt(dt)`.)
     - `key`: a JAX PRNG key (`jax.random.key(seed)`).
     - `mean`: mean current [µA/cm²] (default 0).
+
+    **Raises:** `ValueError` for `sigma < 0` or non-finite values; `TypeError` for a
+    `key` that is not a JAX PRNG key.
+
+    **Example** (seed 002's per-step N(0, 3²) draws at dt = 0.1 ms):
+
+    ```pycon
+    >>> import jax, hhjax
+    >>> noise = hhjax.WhiteNoiseCurrent(sigma=3.0 * 0.1**0.5, key=jax.random.key(0))
+    >>> round(float(noise.sigma), 4)
+    0.9487
+
+    ```
+
+    Then e.g. `hhjax.simulate(p, hhjax.StepCurrent(5.0, 10.0, 90.0) + noise,
+    t_end=100.0, dt0=0.05)`.
     """
 
     sigma: Array
@@ -460,6 +622,20 @@ class OUNoiseCurrent(AbstractNoiseCurrent):
     - `sigma`: stationary standard deviation [µA/cm²], ≥ 0.
     - `tau`: correlation time [ms], > 0.
     - `key`: a JAX PRNG key.
+
+    **Raises:** `ValueError` for `sigma < 0`, `tau <= 0` or non-finite values;
+    `TypeError` for a `key` that is not a JAX PRNG key.
+
+    The deviation `x` is part of the solved state; a simulation returns it in
+    `result.noise` and includes it in `result.i_stim`.
+
+    ```pycon
+    >>> import jax, hhjax
+    >>> ou = hhjax.OUNoiseCurrent(mean=5.0, sigma=1.0, tau=3.0, key=jax.random.key(1))
+    >>> float(ou(0.0)), ou.initial_deviation().shape
+    (5.0, ())
+
+    ```
     """
 
     mean_current: Array
