@@ -74,12 +74,23 @@ def _guide_figures():
             lc, nullclines=nc, title="Limit cycle at 10 µA/cm², reduced nullclines"
         )
 
+    def fit():
+        import fitting
+
+        truth = fitting.perturbed_params(seed=0)
+        rec = fitting.synthetic_recording(
+            truth, (5.0, 15.0), t_on=10.0, t_off=35.0, t_end=40.0, seed=0
+        )
+        res = fitting.fit(hhjax.HHParams(), rec, progress=False)
+        return fitting.plot_fit(res, rec, title="Fit to a synthetic recording")
+
     return {
         "trace.png": trace,
         "gating_curves.png": gating_curves,
         "fi_curve.png": fi_curve,
         "bifurcation.png": bifurcation,
         "phase_plane.png": phase_plane,
+        "fit.png": fit,
     }
 
 
@@ -89,6 +100,7 @@ GUIDE = [
     "fi_curve.png",
     "bifurcation.png",
     "phase_plane.png",
+    "fit.png",
 ]
 
 

@@ -836,7 +836,15 @@ class LimitCycle(eqx.Module):
     - `i_hold`: the holding current [µA/cm²].
 
     **Properties:** `v` [mV], `m`, `h`, `n`, `frequency_hz` [Hz], `v_min`, `v_max`
-    [mV]. Example: see [`hhjax.limit_cycle`][].
+    [mV]. Under `jax.vmap` every field gets the batch axes in front.
+
+    ```pycon
+    >>> import hhjax
+    >>> lc = hhjax.limit_cycle(hhjax.HHParams(), 10.0, t_settle=100.0, max_period=20.0)
+    >>> isinstance(lc, hhjax.LimitCycle), lc.t.shape, round(float(lc.v_min), 1)
+    (True, (1001,), -74.9)
+
+    ```
     """
 
     t: Array
@@ -1034,7 +1042,14 @@ class GatingCurves(eqx.Module):
       x∞(v) [dimensionless], each of the shape of `v`.
     - `tau`: dict gate name → time constant τx(v) [ms].
 
-    Example: see [`hhjax.gating_curves`][].
+    ```pycon
+    >>> import jax, jax.numpy as jnp, hhjax
+    >>> g = jax.jit(hhjax.gating_curves)(hhjax.HHParams(),
+    ...                                  jnp.linspace(-100.0, 50.0, 151))
+    >>> isinstance(g, hhjax.GatingCurves), g.v.shape, sorted(g.tau)
+    (True, (151,), ['h', 'm', 'n'])
+
+    ```
     """
 
     v: Array
@@ -1096,7 +1111,13 @@ class Nullclines(eqx.Module):
     - `n_nullcline`: n on the n-nullcline, n∞(v) [dimensionless].
     - `i_stim`: the injected current [µA/cm²].
 
-    Example: see [`hhjax.nullclines_vn`][].
+    ```pycon
+    >>> import jax, jax.numpy as jnp, hhjax
+    >>> nc = jax.jit(hhjax.nullclines_vn)(hhjax.HHParams(), jnp.linspace(-80.0, 40.0, 7))
+    >>> isinstance(nc, hhjax.Nullclines), nc.v_nullcline.shape, float(nc.i_stim)
+    (True, (7,), 0.0)
+
+    ```
     """
 
     v: Array

@@ -385,7 +385,8 @@ class InfTauGate(AbstractGate):
 
     ```pycon
     >>> import hhjax
-    >>> n = hhjax.InfTauGate(hhjax.Sigmoid(-45.0, 15.0), hhjax.Constant(10.0), scale=2.0)
+    >>> n = hhjax.InfTauGate(hhjax.Sigmoid(-45.0, 15.0), hhjax.Constant(10.0),
+    ...                      scale=2.0)
     >>> float(n.inf(-45.0)), float(n.tau(-45.0))      # τ = 10 ms / 2
     (0.5, 5.0)
 
@@ -548,7 +549,7 @@ class MembraneState(eqx.Module):
 
     ```pycon
     >>> import hhjax
-    >>> y0 = hhjax.MembraneState(v=-65.0, gates={"n": 0.0})   # for Membrane.reduced_hh()
+    >>> y0 = hhjax.MembraneState(v=-65.0, gates={"n": 0.0})  # Membrane.reduced_hh()
     >>> y0["v"], y0["n"]
     (-65.0, 0.0)
 

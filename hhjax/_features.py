@@ -80,9 +80,21 @@ class TraceFeatures(eqx.Module):
       window (or of the trace) [mV].
     - `mean_firing_rate`: `spike_count` / window duration [Hz].
 
-    The dtype is that of the trace. Example: see [`hhjax.trace_features`][];
-    `features.as_array()` stacks the scalar features (a `(10,)` array, or
-    `(batch, 10)` under `jax.vmap`).
+    The dtype is that of the trace. `features.as_array()` stacks the scalar
+    features (a `(10,)` array, or `(batch, 10)` under `jax.vmap`).
+
+    ```pycon
+    >>> import jax, hhjax
+    >>> res = hhjax.simulate(hhjax.HHParams(), hhjax.StepCurrent(10.0, 2.0, 20.0),
+    ...                      t_end=20.0)
+    >>> f = jax.jit(hhjax.trace_features)(res.t, res.v, dvdt=res.dvdt,
+    ...                                   stim_window=(2.0, 20.0))
+    >>> isinstance(f, hhjax.TraceFeatures), f.spike_times.shape    # max_spikes = 50
+    (True, (50,))
+    >>> [round(float(t), 2) for t in f.spike_times[:3]]              # ms, NaN-padded
+    [3.9, 18.82, nan]
+
+    ```
     """
 
     resting_potential: Float[Array, ""]

@@ -48,6 +48,13 @@ class IonicCurrents(eqx.Module):
 
     **Fields:** `i_na`, `i_k`, `i_leak`, of the broadcast shape of the state and
     parameters; property `total`. Returned by [`hhjax.ionic_currents`][].
+
+    ```pycon
+    >>> import hhjax
+    >>> float(hhjax.IonicCurrents(i_na=-1.5, i_k=4.5, i_leak=-3.0).total)
+    0.0
+
+    ```
     """
 
     i_na: Array

@@ -489,7 +489,8 @@ class SumCurrent(AbstractStimulus):
 
     ```pycon
     >>> import hhjax
-    >>> both = hhjax.SumCurrent([hhjax.ConstantCurrent(1.0), hhjax.StepCurrent(5.0, 1.0, 2.0)])
+    >>> both = hhjax.SumCurrent([hhjax.ConstantCurrent(1.0),
+    ...                          hhjax.StepCurrent(5.0, 1.0, 2.0)])
     >>> len(both.stimuli), float(both(1.5))
     (2, 6.0)
 
