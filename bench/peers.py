@@ -156,8 +156,11 @@ class Neuron:
                 h.Vector().record(r) for r in (seg._ref_v, seg.hh._ref_m, seg.hh._ref_h, seg.hh._ref_n)
             ]
         else:
+            # only the first and the last neuron: with pc.nthread(2), recording every
+            # section makes NEURON's finitialize O(N²) (14 s at N = 4000, measured)
             self.tvec = h.Vector(np.arange(0.0, T_END + 0.5 * every, every))
-            self.rec = [h.Vector().record(s(0.5)._ref_v, self.tvec) for s in self.secs]
+            self.rec_secs = [self.secs[0], self.secs[-1]] if len(self.secs) > 1 else [self.secs[0]]
+            self.rec = [h.Vector().record(s(0.5)._ref_v, self.tvec) for s in self.rec_secs]
 
     def run(self, t_end=T_END):
         """Initialise (finitialize, then each cell's own state), integrate; returns the
@@ -172,11 +175,12 @@ class Neuron:
         return [np.array(x) for x in self.rec]
 
     def all_v(self):
-        """(N, 101) v samples; NEURON's t ends at 100 − 2e-11 ms after 10000 steps of
-        0.01, so the sample at 100 ms is the final state (read after the run)."""
+        """(k, 101) v samples of the recorded neurons (first, last); NEURON's t ends at
+        100 − 2e-11 ms after 10000 steps of 0.01, so the sample at 100 ms is the final
+        state (read after the run)."""
         out = np.stack([np.array(x) for x in self.rec])
         if out.shape[1] == len(self.tvec) - 1:
-            out = np.concatenate([out, np.array([[s(0.5).v] for s in self.secs])], axis=1)
+            out = np.concatenate([out, np.array([[s(0.5).v] for s in self.rec_secs])], axis=1)
         return out
 
     def clear(self):

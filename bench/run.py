@@ -549,7 +549,7 @@ def bench_batched_peers(rows, args, N, gn, y0n, dt, n_steps, stride, res):
     hh_wall = res["hhjax float64"][0]
     hh32_wall = res["hhjax float32"][0]
     out = {}
-    if args.peers_ok.get("neuron"):
+    if args.peers_ok.get("neuron") and N <= args.neuron_max_n:
         try:
             nrn = peers.Neuron(nthread=args.peer_threads)
             t = time.perf_counter()
@@ -564,7 +564,8 @@ def bench_batched_peers(rows, args, N, gn, y0n, dt, n_steps, stride, res):
             out["neuron"] = (wall, vn)
             note = (f"NEURON {args.peer_versions.get('neuron')}: N sections (nseg=1, area 100 µm²) with hh, "
                     f"IClamp 0.01 nA, fixed dt=0.01, backward Euler + rate tables (defaults), "
-                    f"pc.nthread({args.peer_threads}), cache_efficient; v recorded every 1 ms; "
+                    f"pc.nthread({args.peer_threads}), cache_efficient; v of the first and last neuron recorded every 1 ms "
+                    "(recording all N with threads makes NEURON's initialisation O(N^2)); "
                     f"time of continuerun(100) (building {build_s:.1f} s and the per-cell state setting excluded)")
             rows.add(B, "neuron hh (fixed dt, default scheme)", N, "neuron_steps_per_s", N * n_steps / wall, "1/s",
                      note=note, wall_s=wall, build_s=build_s)
@@ -1021,6 +1022,9 @@ def main(argv=None):
     args.numpy_max = 10_000
     args.vmap_max = 1000 if args.quick else 10_000
     args.peers_max_n = 10_000 if args.quick else 100_000
+    # NEURON slows to ~4e6 neuron-steps/s at N = 1e5 (~4 min for the 100 ms run, and
+    # more on a busy machine): its throughput rows stop at 1e4
+    args.neuron_max_n = 10_000
     args.peer_threads = args.peer_threads or os.cpu_count() or 1
     sections = [x.strip() for x in args.sections.split(",") if x.strip()]
     bad = [x for x in sections if x not in SECTIONS]
