@@ -274,6 +274,30 @@ def _finite(tree) -> Array:
 
 
 @eqx.filter_jit
+def _stimulus_batch(stimulus, batch):
+    """The population's batch shape with a batched stimulus: the model's `batch`, or
+    (for a model of scalars) the stimulus arrays' leading axis."""
+    shapes = [jnp.shape(x) for x in jax.tree_util.tree_leaves(stimulus) if eqx.is_array(x)]
+    if not shapes:
+        raise ValueError("`stimulus_batched=True` but the stimulus holds no arrays to batch.")
+    if not batch:
+        lead = {sh[:1] for sh in shapes}
+        if len(lead) != 1 or lead == {()}:
+            raise ValueError(
+                "`stimulus_batched=True` needs every array of the stimulus to have the "
+                "same leading (neuron) axis, as built by jax.vmap; got shapes "
+                f"{sorted(set(shapes))}."
+            )
+        return lead.pop()
+    bad = [sh for sh in shapes if sh[: len(batch)] != batch]
+    if bad:
+        raise ValueError(
+            f"`stimulus_batched=True`: the stimulus arrays must start with the model's "
+            f"batch shape {batch}, got shapes {sorted(set(bad))}."
+        )
+    return batch
+
+
 def _resting_states(model, batch):
     n = math.prod(batch)
     dyn, static = eqx.partition(model, eqx.is_array)
@@ -630,6 +654,8 @@ def simulate_population(
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise ValueError(f"`chunk_size` must be a positive integer, got {chunk_size!r}.")
     batch = _batch_shape(params)
+    if stimulus is not None and stimulus_batched:
+        batch = _stimulus_batch(stimulus, batch)
     dtype = params.dtype
     if y0 is None:
         y0 = _resting_states(params, batch)
@@ -643,8 +669,18 @@ def simulate_population(
         raise ValueError(f"`threads` must be a positive integer or None, got {threads!r}.")
     n_total = math.prod(batch) if batch else 1
     parts = _use_threads(params, stimulus, y0, n_total, int(chunk_size), int(threads), devices)
+    if devices is not None and len(devices) == 0:
+        raise ValueError("`devices` must be a non-empty list of JAX devices or None.")
     if devices is not None and len(devices) > 1:
         res = _run_sharded(params, stimulus, y0, args, batch, int(chunk_size), tuple(devices))
+    elif devices is not None:
+        # one device: run there (the inputs' arrays moved onto it)
+        (dev,) = devices
+        put = lambda tree: eqx.combine(  # noqa: E731
+            jax.device_put(eqx.filter(tree, eqx.is_array), dev), eqx.filter(tree, eqx.is_array, inverse=True)
+        )
+        with jax.default_device(dev):
+            res = _run(put(params), put(stimulus), put(y0), *args, batch, int(chunk_size))
     elif parts > 1:
         res = _run_threaded(params, stimulus, y0, args, batch, int(chunk_size), parts)
     else:

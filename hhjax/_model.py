@@ -294,23 +294,46 @@ def resting_state(
         v_guess = params.default_v_guess() if isinstance(params, Membrane) else params.e_leak
     v0 = jnp.asarray(v_guess, dtype=dtype)
     tol = 1e-10 if dtype == jnp.float64 else 1e-5
-    rtol = tol if rtol is None else rtol
-    atol = tol if atol is None else atol
+    rtol = tol if rtol is None else float(rtol)
+    atol = tol if atol is None else float(atol)
     i_hold = jnp.asarray(i_hold, dtype=dtype)
+    state, _ = _resting_state(params, i_hold, v0, rtol, atol, int(max_steps), bool(throw))
+    return state
 
-    def fn(v, args):
-        p, i = args
-        return steady_state_current(p, v) - i
 
+def resting_state_checked(params: HHParams | Membrane, i_hold: ArrayLike = 0.0):
+    """`(state, converged)`: [`hhjax.resting_state`][] with the default start and
+    tolerances that never raises; `converged` is a boolean array (False when Newton
+    failed or the state is non-finite, e.g. for NaN parameters)."""
+    dtype = params.dtype
+    v_guess = params.default_v_guess() if isinstance(params, Membrane) else params.e_leak
+    tol = 1e-10 if dtype == jnp.float64 else 1e-5
+    return _resting_state(
+        params, jnp.asarray(i_hold, dtype), jnp.asarray(v_guess, dtype), tol, tol, 256, False
+    )
+
+
+def _rest_residual(v, args):
+    p, i = args
+    return steady_state_current(p, v) - i
+
+
+@eqx.filter_jit
+def _resting_state(params, i_hold, v0, rtol, atol, max_steps, throw):
+    """Newton solve of the resting state, compiled once per model structure (a
+    module-level residual, so repeated calls outside `jit` hit the cache). Returns
+    `(state, converged)`: with `throw=False` the caller decides what a failure means
+    (`simulate` turns it into a failed result)."""
     sol = optx.root_find(
-        fn,
+        _rest_residual,
         optx.Newton(rtol=rtol, atol=atol),
         v0,
         args=(params, i_hold),
         max_steps=max_steps,
         throw=throw,
     )
-    return steady_state(params, sol.value)
+    ok = (sol.result == optx.RESULTS.successful) & jnp.isfinite(sol.value)
+    return steady_state(params, sol.value), ok
 
 
 def model_derivatives(params, state, i_stim):

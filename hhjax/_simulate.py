@@ -20,6 +20,7 @@ from ._model import (
     ionic_currents,
     model_derivatives,
     resting_state,
+    resting_state_checked,
 )
 from ._params import HHParams, is_concrete
 from ._stimulus import (
@@ -60,6 +61,10 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore
         "The state became non-finite (NaN or inf). The step size may be too large "
         "for this solver (try a smaller `dt0`, an adaptive solver, or "
         "hhjax.ExponentialEuler), or a parameter is NaN/inf."
+    )
+    no_resting_state = (
+        "No resting state was found for the initial condition (Newton did not "
+        "converge, or a parameter is NaN/inf); pass `y0=` explicitly."
     )
 
 
@@ -459,8 +464,9 @@ def _solve(
     fixed_grid_n,
 ):
     dtype = params.dtype
+    rest_ok = None
     if y0 is None:
-        y0 = resting_state(params)
+        y0, rest_ok = resting_state_checked(params)
     sources = noise_sources(stimulus)
     ou = tuple(s for s in sources if isinstance(s, OUNoiseCurrent))
     saveat = diffrax.SaveAt(ts=ts)
@@ -534,6 +540,10 @@ def _solve(
     result = RESULTS.where(
         (result == RESULTS.successful) & bad, RESULTS.nonfinite_state, result
     )
+    if rest_ok is not None:
+        result = RESULTS.where(
+            jnp.invert(rest_ok), RESULTS.no_resting_state, result
+        )
     return SimulationResult(
         t=sol.ts,
         state=states,

@@ -4,6 +4,7 @@ argument (and its value and unit), and result codes when `throw=False`."""
 import re
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -290,3 +291,36 @@ def test_failure_inside_jit_without_throw_returns_code():
 
     ok, is_max_steps = run(120.0)
     assert not bool(ok) and bool(is_max_steps)
+
+
+def test_nan_parameter_without_throw_reports_no_resting_state():
+    # a NaN that bypasses construction (e.g. an optimiser step) must not raise from
+    # the resting-state Newton solve when the caller asked for throw=False
+    p = eqx.tree_at(lambda p: p.g_leak, hhjax.HHParams(), jnp.asarray(jnp.nan))
+    stim = hhjax.StepCurrent(10.0, 2.0, 20.0)
+    res = hhjax.simulate(p, stim, t_end=20.0, throw=False)
+    assert not bool(res.successful)
+    assert int(res.result._value) == int(hhjax.RESULTS.no_resting_state._value)
+    with pytest.raises(hhjax.SimulationError, match="No resting state"):
+        hhjax.simulate(p, stim, t_end=20.0)
+
+
+def test_resting_state_compiles_once_outside_jit(monkeypatch):
+    import hhjax._model as model
+
+    calls = []
+    orig = model.steady_state_current
+
+    def counting(*a, **k):
+        calls.append(1)
+        return orig(*a, **k)
+
+    monkeypatch.setattr(model, "steady_state_current", counting)
+    p = hhjax.HHParams(g_leak=0.31)  # a fresh value, same structure
+    v = [float(hhjax.resting_state(p, i_hold=i).v) for i in (0.0, 1.0, 2.0)]
+    n_after_first = len(calls)  # 0 when an earlier test compiled this structure
+    v += [float(hhjax.resting_state(p, i_hold=3.0).v)]
+    assert len(calls) == n_after_first  # traced at most once, cached afterwards
+    model._rest_residual(jnp.asarray(-65.0), (p, 0.0))
+    assert len(calls) == n_after_first + 1  # (the counter does see the residual)
+    assert np.all(np.diff(v) > 0)  # depolarised by the holding current

@@ -166,6 +166,25 @@ def test_noise_and_nonfinite_are_reported(getkey):
     assert res.ok.tolist() == [True, False]
 
 
+def test_batched_stimulus_with_shared_params():
+    """Scalar parameters with `stimulus_batched=True`: the population is the
+    stimulus batch, each neuron as if simulated alone."""
+    amps = jnp.array([0.0, 5.0, 12.0])
+    stims = jax.vmap(lambda a: hhjax.StepCurrent(a, 5.0, 25.0))(amps)
+    res = hhjax.simulate_population(hhjax.HHParams(), stims, 30.0, save_every=0.5, stimulus_batched=True)
+    assert res.v.shape == (3, 61)
+    for k in range(3):
+        one = hhjax.simulate_population(hhjax.HHParams(), hhjax.StepCurrent(float(amps[k]), 5.0, 25.0), 30.0,
+                                        save_every=0.5)
+        np.testing.assert_allclose(res.v[k], one.v, atol=1e-9)
+    assert float(res.v[0].max()) < -60 and float(res.v[2].max()) > 0
+    with pytest.raises(ValueError, match="must start with the model's batch shape"):
+        hhjax.simulate_population(hhjax.HHParams(g_na=jnp.full(2, 120.0)), stims, 30.0, stimulus_batched=True)
+    with pytest.raises(ValueError, match="non-empty list"):
+        hhjax.simulate_population(hhjax.HHParams(), hhjax.StepCurrent(1.0, 1.0, 2.0),
+                                  5.0, devices=[])
+
+
 SHARD_SCRIPT = r"""
 import jax
 jax.config.update("jax_enable_x64", True)
@@ -176,6 +195,10 @@ st = hhjax.StepCurrent(10.0, 10.0, 40.0)
 a = hhjax.simulate_population(p, st, 30.0, save_every=0.5)
 b = hhjax.simulate_population(p, st, 30.0, save_every=0.5, devices=jax.devices(), chunk_size=2)
 assert b.v.shape == (7, 61) and float(jnp.max(jnp.abs(a.v - b.v))) < 1e-9  # rounding only
+d1 = jax.devices()[1]
+c = hhjax.simulate_population(p, st, 30.0, save_every=0.5, devices=[d1])
+assert c.v.devices() == {d1}, c.v.devices()  # one named device: runs there
+assert float(jnp.max(jnp.abs(a.v - c.v))) < 1e-9
 print("sharded ok")
 """
 
