@@ -178,6 +178,15 @@ def test_batched_stimulus_with_shared_params():
                                         save_every=0.5)
         np.testing.assert_allclose(res.v[k], one.v, atol=1e-9)
     assert float(res.v[0].max()) < -60 and float(res.v[2].max()) > 0
+    # a 2-D population (parameter × stimulus) with the stimulus batched along both axes
+    g = jnp.array([[120.0], [100.0]]) * jnp.ones((2, 3))
+    stims2 = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (2,) + a.shape), stims)
+    res2 = hhjax.simulate_population(hhjax.HHParams(g_na=g), stims2, 30.0, save_every=0.5,
+                                     stimulus_batched=True)
+    assert res2.v.shape == (2, 3, 61)
+    one = hhjax.simulate_population(hhjax.HHParams(g_na=100.0), hhjax.StepCurrent(12.0, 5.0, 25.0), 30.0,
+                                    save_every=0.5)
+    np.testing.assert_allclose(res2.v[1, 2], one.v, atol=1e-9)
     with pytest.raises(ValueError, match="must start with the model's batch shape"):
         hhjax.simulate_population(hhjax.HHParams(g_na=jnp.full(2, 120.0)), stims, 30.0, stimulus_batched=True)
     with pytest.raises(ValueError, match="non-empty list"):
