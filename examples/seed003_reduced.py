@@ -7,16 +7,19 @@ integrated as the document does: forward Euler at dt = 0.5 ms for 1000 ms from
 v = −65 mV, n = 0, under a constant input current.
 
 In Jupyter, `explorer()` shows the document's five sliders (C, gNa, gK, gLeak, input
-current; ipywidgets, `pip install hhjax[notebook]`); anywhere else — or run as a
-script — it draws a static grid of the same slider settings:
+current; ipywidgets, `pip install "hhjax[notebook]"`) above a plot of V(t) that each
+slider move redraws (`explorer_widget()`); anywhere else it draws a static grid of
+the same slider settings:
 
     python examples/seed003_reduced.py --out figures/
 
 writes seed003_reduced.png (traces for a few input currents, and the v–n phase plane
-with both nullclines) and seed003_explorer.png (the static slider sweep).
+with both nullclines) and seed003_explorer.png (the static slider sweep). The
+notebook notebooks/seed003_reduced.ipynb runs the same and then shows the explorer.
 """
 
 import argparse
+import io
 import pathlib
 
 import jax
@@ -31,13 +34,16 @@ from matplotlib.figure import Figure  # noqa: E402
 import hhjax  # noqa: E402
 
 DT, T_END = 0.5, 1000.0  # ms, the document's step and duration
-# the document's sliders: name -> (default, min, max, step)
+# the document's sliders: name -> (default, min, max, step); units in UNITS
 SLIDERS = {
     "C": (1.0, 0.1, 2.0, 0.1),
     "Gna": (2.0, 0.0, 5.0, 0.1),
     "Gk": (1.44, 0.0, 5.0, 0.1),
     "Gleak": (0.2, 0.0, 1.0, 0.1),
     "Iin": (2.0, 0.0, 10.0, 0.1),
+}
+UNITS = {
+    "C": "µF/cm²", "Gna": "mS/cm²", "Gk": "mS/cm²", "Gleak": "mS/cm²", "Iin": "µA/cm²"
 }
 
 
@@ -106,6 +112,13 @@ def figure_static_explorer():
     return fig
 
 
+def _png(fig, dpi):
+    """`fig` drawn as PNG bytes (for Jupyter without an interactive backend)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
 def _in_notebook() -> bool:
     try:
         from IPython import get_ipython
@@ -115,28 +128,59 @@ def _in_notebook() -> bool:
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
+def explorer_widget():
+    """The slider explorer as an ipywidgets box: the document's five sliders
+    (`ipywidgets.interactive`) above a plot of V(t).
+
+    Moving a slider re-runs `simulate` (compiled once, so each setting takes
+    milliseconds) and replaces the trace's data; the figure is redrawn into an
+    `ipywidgets.Image` as a PNG, so it needs no interactive matplotlib backend.
+    Returns `(box, fig)`: display `box`; `fig.axes[0].lines[0]` holds the trace.
+    The document uses `interact_manual` (a "Run" button); with the compiled model
+    the plot simply follows the sliders (`continuous_update=False`: on release).
+    """
+    import ipywidgets as widgets
+
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax = fig.subplots()
+    res = simulate()
+    (line,) = ax.plot(np.asarray(res.t), np.asarray(res.v), lw=0.8)
+    ax.set(xlabel="time [ms]", ylabel="V [mV]", xlim=(0.0, T_END))
+    image = widgets.Image(format="png")
+
+    def update(**kw):
+        res = simulate(**kw)
+        line.set_ydata(np.asarray(res.v))
+        ax.relim()
+        ax.autoscale_view(scalex=False)
+        title = ", ".join(f"{k} {v:g} {UNITS[k]}" for k, v in kw.items())
+        ax.set_title(title, fontsize=9)
+        image.value = _png(fig, dpi=80)
+
+    sliders = {
+        k: widgets.FloatSlider(
+            value=v, min=lo, max=hi, step=st, continuous_update=False,
+            description=f"{k} [{UNITS[k]}]", style={"description_width": "8em"},
+        )
+        for k, (v, lo, hi, st) in SLIDERS.items()
+    }
+    controls = widgets.interactive(update, **sliders)  # runs update once: the defaults
+    return widgets.VBox([controls, image]), fig
+
+
 def explorer():
-    """The document's `interact_manual` explorer with its five sliders, in Jupyter with
-    ipywidgets; elsewhere (or without ipywidgets) the static figure."""
+    """The document's explorer with its five sliders: in Jupyter with ipywidgets the
+    widget box of `explorer_widget()` (without ipywidgets: the static sweep as an
+    image); elsewhere the static figure of `figure_static_explorer()`."""
     if _in_notebook():
         try:
-            import ipywidgets as widgets
-            import matplotlib.pyplot as plt
+            import ipywidgets  # noqa: F401
         except ImportError:
-            return figure_static_explorer()
+            from IPython.display import Image
 
-        def show(**kw):
-            res = simulate(**kw)
-            fig, ax = plt.subplots(figsize=(10, 4))
-            ax.plot(np.asarray(res.t), np.asarray(res.v))
-            ax.set(xlabel="time [ms]", ylabel="V [mV]")
-            plt.show()
-
-        sliders = {
-            k: widgets.FloatSlider(value=v, min=lo, max=hi, step=st, continuous_update=False, description=k)
-            for k, (v, lo, hi, st) in SLIDERS.items()
-        }
-        return widgets.interact_manual(show, **sliders)
+            print('no ipywidgets (pip install "hhjax[notebook]"): the static sweep')
+            return Image(data=_png(figure_static_explorer(), dpi=80))
+        return explorer_widget()[0]
     return figure_static_explorer()
 
 
@@ -153,9 +197,7 @@ def main(argv=None):
         rates[i_in] = n_sp
         print(f"Iin = {i_in:4.1f} µA/cm²: {n_sp} spikes in {T_END:g} ms")
     figure_traces().savefig(out / "seed003_reduced.png", dpi=90)
-    fig = explorer()
-    if isinstance(fig, Figure):
-        fig.savefig(out / "seed003_explorer.png", dpi=80)
+    figure_static_explorer().savefig(out / "seed003_explorer.png", dpi=80)
     return rates
 
 

@@ -7,6 +7,7 @@ subcommand comes from `hhjax._cli`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import sys
 import time
@@ -21,7 +22,7 @@ def _setup_jax(x64: bool):
         jax.config.update("jax_enable_x64", True)  # program start, not the library
 
 
-def _parse_assignments(items, what, parser):
+def _parse_assignments(items, what, parser, example="c_m=1.2"):
     out = {}
     for item in items or []:
         for part in item.split(","):
@@ -29,7 +30,8 @@ def _parse_assignments(items, what, parser):
             if not part:
                 continue
             if "=" not in part:
-                parser.error(f"{what} expects NAME=VALUE, got {part!r}")
+                form = "NAME=LOW:HIGH" if what == "--bounds" else "NAME=VALUE"
+                parser.error(f"{what} expects {form} (e.g. {what} {example}), got {part!r}")
             k, v = part.split("=", 1)
             out[k.strip()] = v.strip()
     return out
@@ -183,7 +185,11 @@ def _fit_cmd(args, parser) -> int:
                          f"{rec.n_sweeps} sweeps (0..{rec.n_sweeps - 1})")
     if set(fit_sweeps) & set(val_sweeps):
         parser.error(f"sweeps {sorted(set(fit_sweeps) & set(val_sweeps))} are in both "
-                     "--sweeps and --validate; a held-out sweep must not be fitted")
+                     "--sweeps and --validate; a held-out sweep must not be fitted: "
+                     "remove them from one of the two")
+    if not fit_sweeps and len(set(val_sweeps)) >= rec.n_sweeps:
+        parser.error(f"--validate holds out every sweep of {path.name} "
+                     f"({rec.n_sweeps}); leave at least one sweep to fit")
     model = args.model
     if model == "auto" and rec.current_unit != "pA":
         model = "hh"  # a membrane patch in µA/cm² (e.g. `hhjax demo`'s recording)
@@ -211,17 +217,29 @@ def _fit_cmd(args, parser) -> int:
         "brainpy": hhjax.HHParams.brainpy,
     }
     sets = _parse_assignments(args.set, "--set", parser)
+    fields = [f.name for f in dataclasses.fields(hhjax.HHParams)]
+    fields.remove("kinetics")  # not a number
+    for k, v in sets.items():
+        if k not in fields:
+            parser.error(f"--set {k}={v}: unknown parameter {k!r}; use one of "
+                         f"{', '.join(fields)}")
+        try:
+            float(v)
+        except ValueError:
+            parser.error(f"--set {k}={v}: VALUE must be a number, e.g. --set {k}=1.5")
     try:
         params = presets[args.params](**{k: float(v) for k, v in sets.items()})
     except (TypeError, ValueError) as e:
         parser.error(f"--set: {e}")
     names = tuple(n.strip() for n in args.fit.split(",") if n.strip())
     bounds = {}
-    for k, v in _parse_assignments(args.bounds, "--bounds", parser).items():
+    pairs = _parse_assignments(args.bounds, "--bounds", parser, "g_na=60:240")
+    for k, v in pairs.items():
         try:
             lo, hi = (float(x) for x in v.split(":"))
         except ValueError:
-            parser.error(f"--bounds expects NAME=LOW:HIGH, got {k}={v}")
+            parser.error(f"--bounds expects NAME=LOW:HIGH (e.g. --bounds g_na=60:240), "
+                         f"got {k}={v}")
         bounds[k] = (lo, hi)
     print(f"hhjax fit: {rec.summary()}")
     print(f"  model hh: fitting {', '.join(names)} from the {args.params} parameters; "
@@ -329,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
             "hhjax: differentiable Hodgkin–Huxley simulation and fitting in JAX. "
             "Units: mV, ms, µF/cm², mS/cm², µA/cm² (recorded currents in pA)."
         ),
+        epilog=(
+            "Run 'hhjax COMMAND --help' for a command's options. Start with "
+            "'hhjax demo'. Documentation: the docs/ folder of the repository "
+            "(pip install -e \".[docs]\" && mkdocs serve); tutorials as notebooks "
+            "in notebooks/."
+        ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -337,17 +361,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit a synthetic multi-sweep recording with known parameters (no files needed)",
         description=(
             "Make a synthetic 5-sweep step-current recording from known HH parameters "
-            "(10–30 %% from the defaults, σ = 1 mV noise), fit g_na, g_k, g_leak, e_na, "
+            "(10–30 % from the defaults, σ = 1 mV noise), fit g_na, g_k, g_leak, e_na, "
             "e_k, e_leak from the defaults, print true vs fitted ± standard error and "
-            "write DIR/fit.png, DIR/fit.json and DIR/demo_recording.npz."
+            "write DIR/fit.png, DIR/fit.json and DIR/demo_recording.npz. Takes about a "
+            "minute on a 2-core CPU, much of it compiling (--quick too)."
         ),
     )
     demo.add_argument("--out", default="hhjax-demo", metavar="DIR",
                       help="output folder (default: hhjax-demo)")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the true parameters and noise")
-    demo.add_argument("--starts", type=int, default=1, help="number of starts (default 1)")
+    demo.add_argument("--seed", type=int, default=0, metavar="N",
+                      help="seed of the true parameters and the noise (default 0)")
+    demo.add_argument("--starts", type=int, default=1, metavar="N",
+                      help="number of starts, vmapped (default 1)")
     demo.add_argument("--quick", action="store_true",
-                      help="2 short sweeps instead of 5 × 100 ms (for smoke tests)")
+                      help="2 sweeps of 40 ms instead of 5 of 100 ms (a smoke test)")
     demo.add_argument("--no-progress", dest="progress", action="store_false",
                       help="no progress bar")
     demo.add_argument("--no-x64", dest="x64", action="store_false",
@@ -383,38 +410,51 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--validate", default=None, metavar="SWEEPS",
                      help="comma-separated held-out sweep indices, predicted and scored "
                           "after the fit (e.g. 1,3)")
-    fit.add_argument("--threshold", type=float, default=None,
+    fit.add_argument("--threshold", type=float, default=None, metavar="MV",
                      help="spike threshold [mV] for losses and metrics (default −20 for "
                           "cells, 0 for hh)")
     fit.add_argument("--fit", default="g_na,g_k,g_leak,e_na,e_k,e_leak",
+                     metavar="NAMES",
                      help="--model hh: comma-separated parameters to fit (default: "
-                          "the six conductances and reversal potentials; area_cm2 or "
+                          "g_na,g_k,g_leak,e_na,e_k,e_leak; add area_cm2 or "
                           "capacitance_pF for pA recordings); cell models fit their "
                           "own set (see fitting.cell_model)")
-    fit.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    fit.add_argument("--seed", type=int, default=0, help="PRNG seed for the random starts")
-    fit.add_argument("--starts", type=int, default=1, help="number of starts (default 1)")
-    fit.add_argument("--params", default="default",  # --model hh only
+    fit.add_argument("--out", required=True, metavar="DIR",
+                     help="output folder (required)")
+    fit.add_argument("--seed", type=int, default=0, metavar="N",
+                     help="--model hh: PRNG seed for the random starts (default 0)")
+    fit.add_argument("--starts", type=int, default=1, metavar="N",
+                     help="--model hh: number of starts, vmapped (default 1)")
+    fit.add_argument("--params", default="default",
                      choices=["default", "squid_axon", "hh1952", "annarchy", "brainpy"],
-                     help="starting parameter preset (default: hhjax.HHParams())")
+                     help="--model hh: starting parameter preset (default: "
+                          "hhjax.HHParams())")
     fit.add_argument("--set", action="append", metavar="NAME=VALUE",
-                     help="override a starting/fixed parameter, e.g. --set c_m=1.2")
+                     help="--model hh: override a starting/fixed parameter of the "
+                          "preset, in its units, e.g. --set c_m=1.2 (repeatable)")
     fit.add_argument("--bounds", action="append", metavar="NAME=LOW:HIGH",
-                     help="bounds of a fitted parameter, e.g. --bounds g_na=60:240")
-    fit.add_argument("--area-cm2", type=float, default=None,
+                     help="--model hh: bounds of a fitted parameter, in its units, "
+                          "e.g. --bounds g_na=60:240 (repeatable; default unbounded)")
+    fit.add_argument("--area-cm2", type=float, default=None, metavar="CM2",
                      help="membrane area [cm²] for recordings in pA (cell models: the "
                           "starting value; default from the passive step responses)")
     fit.add_argument("--capacitance-pF", dest="capacitance_pF", type=float, default=None,
-                     help="total membrane capacitance [pF] for recordings in pA")
+                     metavar="PF",
+                     help="total membrane capacitance [pF] for recordings in pA "
+                          "(alternative to --area-cm2, at c_m = 1 µF/cm²)")
     fit.add_argument("--sweeps", default=None, metavar="SWEEPS",
                      help="comma-separated sweep indices to fit (default: all but the "
                           "--validate ones)")
-    fit.add_argument("--t-start", type=float, default=None, help="first time to use [ms]")
-    fit.add_argument("--t-end", type=float, default=None, help="last time to use [ms]")
-    fit.add_argument("--steps", type=int, default=None,
+    fit.add_argument("--t-start", type=float, default=None, metavar="MS",
+                     help="first time to use [ms] (default: the recording's start for "
+                          "hh, a window around the current steps for cell models)")
+    fit.add_argument("--t-end", type=float, default=None, metavar="MS",
+                     help="last time to use [ms] (default: the recording's end for hh, "
+                          "a window around the current steps for cell models)")
+    fit.add_argument("--steps", type=int, default=None, metavar="N",
                      help="Levenberg–Marquardt steps per stage (default 30 for hh, 40 "
                           "for the active stage of a cell model)")
-    fit.add_argument("--checkpoint-every", type=int, default=10,
+    fit.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
                      help="write the checkpoint every N steps (default 10)")
     fit.add_argument("--resume", action="store_true",
                      help="continue from DIR/checkpoint.npz of the same fit")

@@ -61,14 +61,19 @@ def add_simulate_command(sub) -> argparse.ArgumentParser:
         help="simulate the classic HH neuron under a step current and write a figure",
         description=(
             "Simulate the classic Hodgkin–Huxley neuron (modern convention) under a "
-            "step current, print its spike times and write DIR/simulate.png."
+            "step current, print its spike times and write DIR/simulate.png. "
+            "Units: µA/cm², ms, mV."
         ),
     )
     demo.add_argument("--out", default=".", metavar="DIR", help="output folder (default: .)")
-    demo.add_argument("--amplitude", type=float, default=10.0, help="step amplitude [µA/cm²] (default 10)")
-    demo.add_argument("--t-on", type=float, default=10.0, help="step onset [ms] (default 10)")
-    demo.add_argument("--t-off", type=float, default=90.0, help="step offset [ms] (default 90)")
-    demo.add_argument("--t-end", type=float, default=100.0, help="simulated time [ms] (default 100)")
+    demo.add_argument("--amplitude", type=float, default=10.0, metavar="UA_CM2",
+                      help="step amplitude [µA/cm²] (default 10)")
+    demo.add_argument("--t-on", type=float, default=10.0, metavar="MS",
+                      help="step onset [ms] (default 10)")
+    demo.add_argument("--t-off", type=float, default=90.0, metavar="MS",
+                      help="step offset [ms] (default 90)")
+    demo.add_argument("--t-end", type=float, default=100.0, metavar="MS",
+                      help="simulated time [ms] (default 100)")
     demo.add_argument(
         "--no-x64",
         dest="x64",
@@ -87,9 +92,10 @@ def run_simulate(args: argparse.Namespace, parser=None) -> int:
         raise SystemExit(f"hhjax simulate: error: {msg}")
 
     if not args.t_end > 0:
-        fail(f"--t-end must be > 0 ms, got {args.t_end}")
+        fail(f"--t-end must be > 0 ms, got {args.t_end}; e.g. --t-end 100")
     if not args.t_off > args.t_on:
-        fail(f"--t-off must be > --t-on, got {args.t_on} and {args.t_off}")
+        fail(f"--t-off must be > --t-on, got --t-on {args.t_on} and --t-off "
+             f"{args.t_off}; e.g. --t-on 10 --t-off 90")
     return _simulate_cmd(args)
 
 

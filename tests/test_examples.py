@@ -131,3 +131,62 @@ def test_cli_fit_names_the_missing_io_extra(tmp_path, capsys, monkeypatch):
         cli_main(["fit", str(data), "--out", str(tmp_path / "out")])
     assert exc.value.code == 2
     assert 'pip install "hhjax[io]"' in capsys.readouterr().err
+
+
+def test_cli_help_is_complete(capsys):
+    """`hhjax --help` and each subcommand's help: every option documented, with its
+    default (unless a flag or required), quantities with their unit in brackets, no
+    unrendered '%%'; the top-level help points to the subcommands' help and docs."""
+    import argparse
+
+    from fitting._cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert sorted(sub.choices) == ["demo", "fit", "simulate"]
+    for name, p in sub.choices.items():
+        assert p.description, name
+        for action in p._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            what = (name, action.dest)
+            assert action.help, what
+            if action.option_strings and action.default not in (None, True, False):
+                assert "default" in action.help, what
+            if action.type is float:
+                assert "[" in action.help and "]" in action.help, what  # its unit
+    for argv in ([], ["demo"], ["fit"], ["simulate"]):
+        with pytest.raises(SystemExit) as exc:
+            cli_main([*argv, "--help"])
+        assert exc.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: hhjax {' '.join(argv)}".rstrip())
+        assert "%%" not in out
+    cli_main([])
+    out = capsys.readouterr().out
+    assert "hhjax COMMAND --help" in out and "mkdocs serve" in out
+
+
+@pytest.mark.parametrize(
+    "argv, fix",
+    [
+        (["--set", "foo=1"], "use one of c_m, g_na"),
+        (["--set", "c_m=abc"], "VALUE must be a number, e.g. --set c_m=1.5"),
+        (["--bounds", "g_na=1"], "e.g. --bounds g_na=60:240"),
+        (["--validate", "0,1"], "leave at least one sweep to fit"),
+        (["--sweeps", "0", "--validate", "0"], "remove them from one of the two"),
+    ],
+)
+def test_cli_fit_errors_name_the_fix(tmp_path, capsys, argv, fix):
+    import numpy as np
+
+    import hhjax
+
+    t = np.arange(0.0, 20.0, 0.1)
+    v, i = np.full((2, t.size), -65.0), np.zeros((2, t.size))
+    rec = hhjax.Recording(t, v, i_uA_per_cm2=i)
+    rec.save_npz(tmp_path / "rec.npz")
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["fit", str(tmp_path / "rec.npz"), "--out", str(tmp_path), *argv])
+    assert exc.value.code == 2
+    assert fix in capsys.readouterr().err
