@@ -38,6 +38,9 @@ from ._optimizers import Optax as Optax
 from ._optimizers import OptimizerState as OptimizerState
 from ._optimizers import adam as adam
 from ._report import plot_fit as plot_fit
+from ._search import SearchResult as SearchResult
+from ._search import cell_score as cell_score
+from ._search import search_cell as search_cell
 from ._report import predict as predict
 from ._report import write_report as write_report
 from ._simulator import AbstractSimulator as AbstractSimulator

@@ -187,7 +187,8 @@ def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path):
     rc = cli_main([
         "fit", str(shared_dir / "data/pyabf/File_axon_5.abf"), "--model", "auto",
         "--sweeps", "0,4,6,8", "--validate", "5,7", "--t-start", "165",
-        "--t-end", "765", "--steps", "5", "--out", str(out), "--no-progress",
+        "--t-end", "765", "--steps", "5", "--search-generations", "3", "--out", str(out),
+        "--no-progress",
     ])
     assert rc == 0
     summary = json.loads((out / "fit.json").read_text())

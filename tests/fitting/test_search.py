@@ -1,0 +1,94 @@
+"""The global search of cell fits: `fitting.cell_score` against the held-out metrics of
+`hhjax` it is built from, and `fitting.search_cell` on a synthetic cell."""
+
+import math
+
+import numpy as np
+import pytest
+
+import fitting
+import hhjax
+
+T = np.round(np.arange(0.0, 500.0 + 0.05, 0.1), 10)
+
+
+def _trace(spike_times, rest=-65.0):
+    """A smooth trace at `rest` [mV] with 1 ms wide spikes peaking at +20 mV."""
+    v = np.full(T.shape, rest)
+    for ts in spike_times:
+        v += 85.0 * np.exp(-0.5 * ((T - ts) / 0.4) ** 2)
+    return v
+
+
+def _spikes(v):
+    return np.asarray(hhjax.crossing_times(T, v, -20.0, max_spikes=50))
+
+
+def test_cell_score_is_zero_for_the_data_and_matches_the_metrics():
+    vd = np.stack([_trace([100.0, 180.0, 300.0]), _trace([])])
+    shifted = np.stack([_trace([102.0, 185.0, 300.0, 420.0]), _trace([])])
+    offset = np.stack([_trace([100.0, 180.0, 300.0]) + 2.0, _trace([]) + 2.0])
+    silent_fires = np.stack([vd[0], _trace([250.0])])
+    nan = vd.copy()
+    nan[1, 100:] = np.nan
+    score, terms = fitting.cell_score(T, vd, np.stack([vd, shifted, offset, silent_fires, nan]))
+    assert score[0] == pytest.approx(0.0, abs=1e-12)
+    # the spike term of sweep 0 is 1 − Γ + the relative count error, as in
+    # hhjax.coincidence_factor / hhjax.spike_count_error
+    sd, sm = _spikes(vd[0]), _spikes(shifted[0])
+    gamma = hhjax.coincidence_factor(sd, sm, float(T[-1] - T[0]))
+    count = hhjax.spike_count_error(sd, sm)
+    assert count == pytest.approx(1 / 3)
+    assert terms["spikes"][1, 0] == pytest.approx(1.0 - max(gamma, 0.0) + count)
+    # sub-threshold: 2 mV everywhere away from spikes is an RMSE of 2 mV, as measured
+    # by hhjax.subthreshold_rmse
+    assert terms["rmse_mV"][2, 1] == pytest.approx(2.0)
+    assert terms["rmse_mV"][2, 0] == pytest.approx(
+        hhjax.subthreshold_rmse(T, vd[0], offset[0]), rel=1e-6
+    )
+    # a spike on a silent sweep costs 1 (three or more cost 3); a failed trace the most
+    assert terms["spikes"][3, 1] == pytest.approx(1.0)
+    assert terms["spikes"][4, 1] == 3.0 and terms["rmse_mV"][4, 1] == 1e3
+    assert score[0] < score[2] < score[1] and score[3] < score[4]
+    assert np.all(np.isfinite(score))
+
+
+def test_cell_score_checks_shapes():
+    with pytest.raises(ValueError, match=r"\(N, S, T\)"):
+        fitting.cell_score(T, _trace([])[None], _trace([])[None])
+
+
+def _synthetic(truth, amps, area=2e-4):
+    """Step responses of `truth` [pA steps from 50 to 250 ms], sampled every 0.1 ms."""
+    t = np.round(np.arange(0.0, 300.0 + 0.05, 0.1), 10)
+    i = np.stack([np.where((t >= 50.0) & (t < 250.0), a, 0.0) for a in amps])
+    stim = hhjax.Recording(t, np.zeros_like(i), i_pA=i, area_cm2=area).stimulus()
+    import jax
+    import jax.numpy as jnp
+
+    sim = fitting.HHSimulator(rtol=1e-9, atol=1e-9)
+    v, ok = jax.jit(jax.vmap(lambda s: sim(truth, s, jnp.asarray(t), (0.0, 300.0), None)))(stim)
+    assert bool(jnp.all(ok))
+    return hhjax.Recording(t, np.asarray(v), i_pA=i)
+
+
+def test_search_cell_moves_a_wrong_start_towards_the_truth():
+    truth = hhjax.pospischil("RS", g_na=60.0, g_kd=6.0, v_t=-58.0)
+    rec = _synthetic(truth, [150.0, 250.0])
+    start = hhjax.pospischil("RS", g_na=60.0, g_kd=14.0, v_t=-52.0)
+    labels = {"g_kd": "channels.kd.g", "v_t": "gates.m.v_t|gates.h.v_t|gates.n.v_t"}
+    bounds = {"g_kd": (0.5, 50.0), "v_t": (-70.0, -40.0)}
+    mb, sr = fitting.search_cell(start, rec, labels, bounds, area_cm2=2e-4, population=32,
+                                 generations=5, time_budget_s=None, seed=1)
+    assert sr.n_evaluated == 5 * 32 and len(sr.history) == 5
+    assert all(b <= a for a, b in zip(sr.history, sr.history[1:]))  # elitist
+    assert sr.history[-1] < 0.5 * sr.history[0]
+    # the wrong start fires too little; the best candidate is nearer the truth
+    assert abs(math.log(sr.values["g_kd"] / 6.0)) < abs(math.log(14.0 / 6.0))
+    assert abs(sr.values["v_t"] + 58.0) < 6.0
+    assert float(mb.channels["kd"].g) == pytest.approx(sr.values["g_kd"])
+    assert float(mb.gates["n"].v_t) == pytest.approx(sr.values["v_t"])
+    with pytest.raises(ValueError, match="needs bounds"):
+        fitting.search_cell(start, rec, labels, {"g_kd": (0.5, 50.0)}, area_cm2=2e-4)
+    with pytest.raises(ValueError, match="population"):
+        fitting.search_cell(start, rec, labels, bounds, area_cm2=2e-4, population=4)
