@@ -3,6 +3,7 @@
     python docs/gen_figures.py              # all (a few minutes on a laptop CPU)
     python docs/gen_figures.py --missing    # only those not there yet
     python docs/gen_figures.py --only seed001 trace
+    python docs/gen_figures.py --real-cells ../shared/data   # + the real-cell fits (~15 min)
 
 The seed tutorials' figures come from the examples themselves
 (`python examples/seedNNN_*.py --out docs/figures`, each in its own process); the
@@ -114,6 +115,13 @@ def main(argv=None) -> int:
         default=None,
         help="names (prefixes) of scripts or figures to draw, e.g. seed001 trace",
     )
+    ap.add_argument(
+        "--real-cells",
+        metavar="DATA",
+        default=None,
+        help="also fit the dev-set cells of DATA (../shared/data) with "
+        "examples/real_cells.py and copy their overlays to real_<cell>.png (~15 min)",
+    )
     args = ap.parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -139,6 +147,23 @@ def main(argv=None) -> int:
             print(f"FAILED {script} ({took:.0f} s):\n{proc.stderr}", file=sys.stderr)
         else:
             print(f"{script}: {', '.join(pngs)} ({took:.0f} s)")
+
+    if args.real_cells:
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = subprocess.run(
+                [sys.executable, str(EXAMPLES / "real_cells.py"), "--data", args.real_cells,
+                 "--out", tmp],
+                capture_output=True, text=True,
+            )
+            if proc.returncode != 0:
+                failures.append("real_cells.py")
+                print(f"FAILED real_cells.py:\n{proc.stderr}", file=sys.stderr)
+            for png in sorted(pathlib.Path(tmp).glob("*/fit.png")):
+                shutil.copy(png, out / f"real_{png.parent.name}.png")
+                print(f"real_{png.parent.name}.png")
 
     todo = [
         n for n in GUIDE if wanted(n) and not (args.missing and (out / n).is_file())

@@ -405,7 +405,7 @@ def fit_cell(
     capacitance_pF: float | None = None,
     area_cm2: float | None = None,
     fit_area: bool = True,
-    steps: int = 40,
+    steps: int = 20,
     time_scale_ms: float = 2.0,
     search: bool | Mapping[str, Any] = True,
     checkpoint: str | os.PathLike | None = None,
@@ -459,7 +459,7 @@ def fit_cell(
       (starting value when `fit_area`, else fixed).
     - `steps`: Levenberg–Marquardt step budget of the active stage.
     - `search`: `True` (default), `False` (no global search) or a dict of
-      [`fitting.search_cell`][] options (`generations` (12), `population` (256),
+      [`fitting.search_cell`][] options (`generations` (30), `population` (256),
       `time_budget_s` (120 s), `spread`, `seed`, `dt_ms`).
     - `time_scale_ms`: the spike-time error [ms] that costs as much as 1 mV of
       sub-threshold RMS error.
@@ -608,7 +608,8 @@ def fit_cell(
     # 5. the global search, then the active (gradient) stage from its best candidate
     search_res = None
     if search:
-        opts = {"time_budget_s": 120.0, **(dict(search) if isinstance(search, Mapping) else {})}
+        opts = {"generations": 30, "time_budget_s": 120.0,
+                **(dict(search) if isinstance(search, Mapping) else {})}
         spread = {k: 0.05 for k in cm.passive}
         spread.update(opts.pop("spread", {}))
         mb, search_res = search_cell(

@@ -312,7 +312,7 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
             window_ms=window,
             threshold_mV=-20.0 if args.threshold is None else args.threshold,
             capacitance_pF=args.capacitance_pF, area_cm2=args.area_cm2,
-            steps=args.steps if args.steps is not None else 40,
+            steps=args.steps if args.steps is not None else 20,
             search=(False if args.search_generations == 0 else
                     {"generations": args.search_generations,
                      "time_budget_s": args.search_budget}),
@@ -455,14 +455,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="last time to use [ms] (default: the recording's end for hh, "
                           "a window around the current steps for cell models)")
     fit.add_argument("--steps", type=int, default=None, metavar="N",
-                     help="Levenberg–Marquardt steps per stage (default 30 for hh, 40 "
+                     help="Levenberg–Marquardt steps per stage (default 30 for hh, 20 "
                           "for the active stage of a cell model)")
-    fit.add_argument("--search-generations", type=int, default=12, metavar="N",
+    fit.add_argument("--search-generations", type=int, default=30, metavar="N",
                      help="cell models: generations of the global search (256 candidate "
                           "models each, scored on spike counts, coincidence factor and "
-                          "sub-threshold RMSE) before the local fit; 0 skips it (default 12)")
+                          "sub-threshold RMSE) before the local fit; 0 skips it (default 30)")
     fit.add_argument("--search-budget", type=float, default=120.0, metavar="S",
-                     help="cell models: time budget of the global search in seconds "
+                     help="cell models: time budget of the global search [s] "
                           "(default 120)")
     fit.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
                      help="write the checkpoint every N steps (default 10)")
