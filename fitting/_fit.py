@@ -50,6 +50,21 @@ from ._transforms import (
 
 #: The parameters `fit` fits when none are named.
 DEFAULT_FIT = ("g_na", "g_k", "g_leak", "e_na", "e_k", "e_leak")
+"""The parameters [`fitting.fit`][] fits when none are named (`fit=None`): the
+three maximal conductances [mS/cm²] and reversal potentials [mV] of an
+[`hhjax.HHParams`][]. A tuple of field names.
+
+**Example:**
+
+```pycon
+>>> import fitting, hhjax
+>>> fitting.DEFAULT_FIT
+('g_na', 'g_k', 'g_leak', 'e_na', 'e_k', 'e_leak')
+>>> [float(getattr(hhjax.HHParams(), n)) for n in fitting.DEFAULT_FIT]
+[120.0, 36.0, 0.3, 50.0, -77.0, -54.387]
+
+```
+"""
 
 CHECKPOINT_VERSION = 1
 
@@ -143,6 +158,27 @@ class Stage(eqx.Module):
       is chosen at the end — for a stage that usually helps but can mislead.
 
     Stages run in order, each starting where the previous one ended.
+
+    **Raises:** `TypeError` when `optimizer` is not a fitting optimiser or `loss`
+    not a fitting loss.
+
+    **Example** (a two-stage strategy: the first half of each sweep, then all):
+
+    ```pycon
+    >>> import fitting
+    >>> stages = [
+    ...     fitting.Stage(fitting.LevenbergMarquardt(steps=20),
+    ...                   fitting.TraceLoss(window=(0.0, 50.0)), name="first half"),
+    ...     fitting.Stage(fitting.LevenbergMarquardt(steps=20), name="full"),
+    ... ]
+    >>> [(s.name, s.optimizer.steps, s.loss) for s in stages]
+    [('first half', 20, TraceLoss(window=(0.0, 50.0))), ('full', 20, None)]
+
+    ```
+
+    ```python
+    res = fitting.fit(hhjax.HHParams(), rec, ("g_na", "g_k"), stages=stages)
+    ```
     """
 
     optimizer: AbstractOptimizer
@@ -206,6 +242,24 @@ def default_stages(
     stages (0: trace loss only; 1 ms of spike-time error then counts as much as
     1 mV² of mean squared trace error). Stages stop early once the loss stops
     improving (typically 3–8 steps).
+
+    **Returns:** a tuple of [`fitting.Stage`][]s (for `fit(stages=...)`).
+
+    **Raises:** `ValueError` for a horizon outside (0, 1) or a negative or
+    non-finite `horizon_spike_weight`.
+
+    **Example** (construction only; the stages of a 100-ms recording):
+
+    ```pycon
+    >>> import fitting
+    >>> stages = fitting.default_stages(0.0, 100.0)
+    >>> [s.name for s in stages]
+    ['spike times', 'horizon 20%', 'horizon 30%', 'horizon 45%', 'horizon 65%',
+     'full', 'refine']
+    >>> stages[1].loss.losses[0].window, stages[-1].simulator.rtol   # ms, refine rtol
+    ((0.0, 20.0), 1e-09)
+
+    ```
     """
     horizon_spike_weight = float(horizon_spike_weight)
     if not (horizon_spike_weight >= 0 and math.isfinite(horizon_spike_weight)):
@@ -281,6 +335,21 @@ class FitResult:
       `wall_time`: seconds; `settings`: what was run (JSON-serialisable);
       `names`: the fitted names (per-sweep ones expanded as `name[k]` in
       `correlation`); `warnings`: human-readable notes.
+
+    **Methods:** `to_json()`: a JSON-serialisable dict (what `fit.json` holds).
+
+    **Example** (needs a fit, seconds to minutes; see
+    [`fitting.synthetic_recording`][] for data with a known truth):
+
+    ```python
+    rec = fitting.synthetic_recording(fitting.perturbed_params(0))  # truth in meta
+    res = fitting.fit(hhjax.HHParams(), rec, ("g_na", "g_k", "g_leak"))
+    res.status                                # "converged", "max_steps", ...
+    res.values["g_na"], res.stderr["g_na"]    # fitted value and its stderr [mS/cm²]
+    res.identifiable["g_leak"]                # bool
+    res.noise_sigma, res.data_noise_sigma     # residual σ vs the data's σ̂ [mV]
+    json.dumps(res.to_json())                 # the summary `hhjax fit` writes
+    ```
     """
 
     params: Any
@@ -354,7 +423,22 @@ class FitResult:
 
 
 def versions() -> dict[str, str]:
-    """Versions of hhjax and the libraries a fit depends on."""
+    """Versions of hhjax and the libraries a fit depends on: name → version string
+    (`hhjax`, `python`, and `jax`, `jaxlib`, `diffrax`, `equinox`, `optax`,
+    `optimistix`, `numpy` where importable); recorded in every `fit.json`.
+
+    **Example:**
+
+    ```pycon
+    >>> import fitting, hhjax
+    >>> v = fitting.versions()
+    >>> {"hhjax", "python", "jax", "diffrax", "numpy"} <= set(v)
+    True
+    >>> v["hhjax"] == hhjax.__version__
+    True
+
+    ```
+    """
     import platform
 
     out = {"hhjax": hhjax.__version__, "python": platform.python_version()}
@@ -369,7 +453,26 @@ def versions() -> dict[str, str]:
 class FitInterrupted(KeyboardInterrupt):
     """Raised by [`fitting.fit`][] on Ctrl-C, after the checkpoint (if any) was
     written. `.result` holds the best-so-far [`fitting.FitResult`][]
-    (`status="interrupted"`, standard errors not computed)."""
+    (`status="interrupted"`, standard errors not computed).
+
+    A subclass of `KeyboardInterrupt` (so an uncaught one still stops a script).
+
+    **Example:**
+
+    ```pycon
+    >>> import fitting
+    >>> issubclass(fitting.FitInterrupted, KeyboardInterrupt)
+    True
+
+    ```
+
+    ```python
+    try:
+        res = fitting.fit(params, rec, checkpoint="fit.ckpt")
+    except fitting.FitInterrupted as stop:
+        res = stop.result            # best so far; fit(..., resume=True) continues
+    ```
+    """
 
     def __init__(self, result: FitResult):
         super().__init__("fit interrupted; best-so-far result in .result")

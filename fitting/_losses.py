@@ -30,6 +30,22 @@ class SweepData(eqx.Module):
     - `v`: recorded membrane potential [mV], `(S, T)`.
     - `i`: injected current samples, `(S, T)` (any unit: used to find when each
       sweep's stimulus is on).
+
+    NumPy float arrays (not checked: [`fitting.fit`][] builds it from an
+    [`hhjax.Recording`][]).
+
+    **Example** (one sweep, a step from 10 to 40 ms):
+
+    ```pycon
+    >>> import numpy as np, fitting
+    >>> t = np.arange(0.0, 50.0, 0.1)                                   # ms
+    >>> on = (t >= 10.0) & (t < 40.0)
+    >>> data = fitting.SweepData(t, np.where(on, -60.0, -65.0)[None],   # mV
+    ...                          np.where(on, 5.0, 0.0)[None])          # µA/cm²
+    >>> data.stim_windows()                                             # ms
+    array([[10., 40.]])
+
+    ```
     """
 
     t: np.ndarray
@@ -54,7 +70,25 @@ class SweepData(eqx.Module):
 
 class AbstractBoundLoss(eqx.Module):
     """A loss bound to data: `residuals(v_model)` with `v_model` of shape `(S, T)`
-    [mV]. The loss value is `sum(residuals**2)`."""
+    [mV] returns a 1-D residual vector (dimensionless: in units of each loss's
+    scale). The loss value is `sum(residuals**2)`, a scalar. Both are pure JAX
+    (`jit`, `vmap`, forward and reverse mode). Made by
+    [`fitting.AbstractLoss.bind`][]; subclasses implement `residuals`.
+
+    **Example** (a trace loss with `sigma = 0.5` mV: a 1 mV offset costs 4):
+
+    ```pycon
+    >>> import numpy as np, jax.numpy as jnp, fitting
+    >>> t = np.arange(0.0, 50.0, 0.1)
+    >>> v = np.full((1, t.size), -65.0)                  # (S, T) = (1, 500) [mV]
+    >>> bound = fitting.TraceLoss(sigma=0.5).bind(fitting.SweepData(t, v, 0 * v))
+    >>> isinstance(bound, fitting.AbstractBoundLoss), bound.residuals(v).shape
+    (True, (500,))
+    >>> float(bound.value(jnp.asarray(v))), round(float(bound.value(v + 1.0)), 6)
+    (0.0, 4.0)
+
+    ```
+    """
 
     def residuals(self, v_model: Array) -> Array:
         raise NotImplementedError
@@ -65,9 +99,27 @@ class AbstractBoundLoss(eqx.Module):
 
 
 class AbstractLoss(eqx.Module):
-    """Base of all losses: bind to data with `bind`, combine with `+` and `*`."""
+    """Base of all losses: bind to data with `bind`, combine with `+` and `*`.
+
+    A subclass implements `bind(data: SweepData) -> AbstractBoundLoss`, doing the
+    NumPy work on the recording once (and raising `ValueError` there for data it
+    cannot use). `loss + loss` and `weight * loss` (weights finite and ≥ 0) give a
+    [`fitting.WeightedSum`][]; `+` with anything else raises `TypeError`.
+
+    **Example:**
+
+    ```pycon
+    >>> import fitting
+    >>> loss = fitting.TraceLoss() + 0.5 * fitting.SpikeTimeLoss()
+    >>> isinstance(loss, fitting.AbstractLoss), type(loss).__name__, loss.weights
+    (True, 'WeightedSum', (1.0, 0.5))
+
+    ```
+    """
 
     def bind(self, data: SweepData) -> AbstractBoundLoss:
+        """Precompute what depends only on `data` ([`fitting.SweepData`][]); returns
+        the [`fitting.AbstractBoundLoss`][] of `v_model` `(S, T)` [mV]."""
         raise NotImplementedError
 
     def __add__(self, other):
@@ -129,6 +181,27 @@ class TraceLoss(AbstractLoss):
 
     The value is normalised by the summed weights, so it reads as a mean squared
     error in units of `sigma²` (≈ 1 at the noise floor when `sigma` is the noise).
+
+    **Raises:** `ValueError` for `sigma <= 0` or a bad `window` (at construction);
+    at bind time for `sweep_weights` that are not `S` non-negative numbers,
+    `weights` that do not broadcast to `(S, T)`, or no sample with positive weight.
+
+    **Example** (a 1 mV offset everywhere, then only inside the first 10 ms):
+
+    ```pycon
+    >>> import numpy as np, fitting
+    >>> t = np.arange(0.0, 50.0, 0.1)                                   # ms
+    >>> v = np.full((1, t.size), -65.0)                                 # (S, T) [mV]
+    >>> data = fitting.SweepData(t, v, np.zeros_like(v))
+    >>> round(float(fitting.TraceLoss().bind(data).value(v + 1.0)), 6)
+    1.0
+    >>> off = v + np.where(t < 10.0, 1.0, 0.0)
+    >>> round(float(fitting.TraceLoss(window=(0.0, 9.95)).bind(data).value(off)), 6)
+    1.0
+    >>> round(float(fitting.TraceLoss().bind(data).value(off)), 6)      # 100 of 500
+    0.2
+
+    ```
     """
 
     window: tuple[float, float] | None = eqx.field(
@@ -262,6 +335,25 @@ class SpikeTimeLoss(AbstractLoss):
     `voltage_scale` [mV] (default 10), `max_spikes` per sweep (default 30),
     `window` `(t_start, t_end)` [ms] (default the whole sweep), `hysteresis` [mV]
     (default 10; 0 counts every crossing).
+
+    **Raises:** `ValueError` for `time_scale`/`voltage_scale` ≤ 0, `hysteresis` < 0,
+    a `max_spikes` that is not a positive integer, or a bad `window`.
+
+    **Example** (construction; binding finds the recorded spikes, `(S, max_spikes)`
+    NaN-padded, with [`hhjax.crossing_times`][]):
+
+    ```pycon
+    >>> import fitting
+    >>> loss = fitting.SpikeTimeLoss(threshold=-20.0, time_scale=2.0, window=(10, 90))
+    >>> loss.threshold, loss.time_scale, loss.window, loss.max_spikes
+    (-20.0, 2.0, (10.0, 90.0), 30)
+
+    ```
+
+    ```python
+    bound = loss.bind(fitting.SweepData(t, v_data, i_data))   # (S, T) arrays
+    bound.value(v_model)        # 0 when every spike is matched at its recorded time
+    ```
     """
 
     threshold: float = eqx.field(static=True, default=0.0)
@@ -329,7 +421,23 @@ class SubthresholdLoss(AbstractLoss):
     `(2, 10)`), `window` `(t_start, t_end)` [ms] (default the whole sweep),
     `sigma` [mV] (default 1), `hysteresis` [mV] (default 10), `sweep_weights`.
 
-    **Raises:** `ValueError` at bind time if no sample is left.
+    **Raises:** `ValueError` for a bad `exclude_ms`, `window` or `sigma <= 0` (at
+    construction); at bind time if no sample is left.
+
+    **Example** (a 1-ms spike at 20 ms: 2 ms before and 5 ms after it are left out):
+
+    ```pycon
+    >>> import numpy as np, fitting
+    >>> t = np.arange(0.0, 50.0, 0.1)                                   # ms
+    >>> v = np.where((t >= 20.0) & (t < 21.0), 20.0, -65.0)[None]       # (1, 500)
+    >>> keep = fitting.SubthresholdLoss(exclude_ms=(2.0, 5.0)).mask(
+    ...     fitting.SweepData(t, v, np.zeros_like(v)))
+    >>> keep.shape, int(keep.sum())
+    ((1, 500), 429)
+    >>> float(t[~keep[0]].min()), float(t[~keep[0]].max())             # ms
+    (18.0, 25.0)
+
+    ```
     """
 
     threshold: float = eqx.field(static=True, default=-20.0, converter=float)
@@ -392,7 +500,27 @@ class _BoundSum(AbstractBoundLoss):
 
 
 class WeightedSum(AbstractLoss):
-    """`Σ weight_k · loss_k` (also made by `a + b` and `w * loss`)."""
+    """`Σ weight_k · loss_k` (also made by `a + b` and `w * loss`).
+
+    **Arguments:** `losses` (fitting losses; nested sums are flattened) and
+    `weights` (one each, finite, ≥ 0; the bound residuals are scaled by
+    `sqrt(weight)`).
+
+    **Raises:** `ValueError` for a negative or non-finite weight or
+    `losses`/`weights` of different lengths; `TypeError` for a non-loss.
+
+    **Example:**
+
+    ```pycon
+    >>> import fitting
+    >>> loss = fitting.TraceLoss() + 0.5 * fitting.SpikeTimeLoss()
+    >>> [type(x).__name__ for x in loss.losses], loss.weights
+    (['TraceLoss', 'SpikeTimeLoss'], (1.0, 0.5))
+    >>> (2 * loss).weights                                   # flattened
+    (2.0, 1.0)
+
+    ```
+    """
 
     losses: tuple[AbstractLoss, ...]
     weights: tuple[float, ...] = eqx.field(static=True)
@@ -498,6 +626,20 @@ class FeatureLoss(AbstractLoss):
     - `stim_window`: `(t_on, t_off)` [ms] for all sweeps; default: per sweep, from
       where the recorded current differs from its holding value.
     - `undefined_penalty`: default 3.
+
+    **Raises:** `ValueError` for an unknown feature name, a `scales` entry that is
+    not in `features` or not > 0, or a bad `stim_window`.
+
+    **Example** (construction; binding computes the recorded sweeps' features once):
+
+    ```pycon
+    >>> import fitting
+    >>> loss = fitting.FeatureLoss(("spike_count", "mean_isi"),
+    ...                            scales={"mean_isi": 2.0})             # ms
+    >>> loss.features, dict(loss.scales), loss.undefined_penalty
+    (('spike_count', 'mean_isi'), {'mean_isi': 2.0}, 3.0)
+
+    ```
     """
 
     features: tuple[str, ...] = eqx.field(static=True, default=DEFAULT_FEATURES)

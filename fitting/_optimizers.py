@@ -18,14 +18,39 @@ from jaxtyping import Array
 
 
 class AbstractObjective(eqx.Module):
-    """What an optimiser sees: functions of the optimiser vector `u`."""
+    """What an optimiser sees: functions of the optimiser vector `u`, shape `(p,)`
+    (dimensionless, of order one: the transformed parameters).
+
+    [`fitting.fit`][] builds one per stage (simulating every sweep); write your own
+    to run [`fitting.LevenbergMarquardt`][] or [`fitting.Optax`][] on any
+    least-squares problem. Both methods must be pure JAX functions of `u`.
+
+    **Example** (a straight line through three points):
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, fitting
+    >>> x, y = jnp.array([0.0, 1.0, 2.0]), jnp.array([1.0, 3.0, 5.0])
+    >>> def r(u):                                       # y ≈ a·x + b, u = (a, b)
+    ...     return u[0] * x + u[1] - y
+    >>> class Line(fitting.AbstractObjective):
+    ...     def residuals_and_jacobian(self, u):
+    ...         return r(u), jax.jacfwd(r)(u)
+    ...     def value_and_grad(self, u):
+    ...         return jax.value_and_grad(lambda u: jnp.sum(r(u) ** 2))(u)
+    >>> res, J = Line().residuals_and_jacobian(jnp.zeros(2))
+    >>> res.tolist(), J.shape                           # (N,), (N, p)
+    ([-1.0, -3.0, -5.0], (3, 2))
+
+    ```
+    """
 
     def residuals_and_jacobian(self, u: Array) -> tuple[Array, Array]:
-        """Residual vector `r(u)` and its Jacobian `∂r/∂u` (forward mode)."""
+        """Residual vector `r(u)`, shape `(N,)`, and its Jacobian `∂r/∂u`, shape
+        `(N, p)` (forward mode)."""
         raise NotImplementedError
 
     def value_and_grad(self, u: Array) -> tuple[Array, Array]:
-        """Loss `Σ r²` and its gradient (reverse mode)."""
+        """Loss `Σ r²` (a scalar) and its gradient, shape `(p,)` (reverse mode)."""
         raise NotImplementedError
 
 
@@ -39,6 +64,21 @@ class OptimizerState(eqx.Module):
       `stall`: consecutive steps without relative progress; `done`: converged or
       given up (the state no longer changes).
     - `extra`: optimiser-specific state.
+
+    `u`, `best_u` have shape `(p,)` and `loss`, `best_loss` are scalars, in the
+    dtype of `u`; the counters are int32 scalars and `done` a bool scalar. Made by
+    an optimiser's `init`, which evaluates nothing (the first `step` evaluates the
+    start).
+
+    **Example:**
+
+    ```pycon
+    >>> import jax.numpy as jnp, fitting
+    >>> state = fitting.LevenbergMarquardt().init(jnp.zeros(3), None)
+    >>> state.best_u.shape, float(state.loss), int(state.step), bool(state.done)
+    ((3,), inf, 0, False)
+
+    ```
     """
 
     u: Array
@@ -64,7 +104,24 @@ def _unless_done(state: OptimizerState, new: OptimizerState) -> OptimizerState:
 
 class AbstractOptimizer(eqx.Module):
     """An optimiser a fit stage can run: `init(u, objective)`, `step(state,
-    objective)`; subclasses have an int field `steps` (the stage's step budget)."""
+    objective)`; subclasses have an int field `steps` (the stage's step budget).
+
+    `u` is the optimiser vector `(p,)`, `objective` an
+    [`fitting.AbstractObjective`][], `state` an [`fitting.OptimizerState`][]; both
+    methods are pure (jit/vmap over starts), and `step` leaves a state with `done`
+    unchanged. The built-in ones are [`fitting.LevenbergMarquardt`][] and
+    [`fitting.Optax`][] ([`fitting.adam`][]).
+
+    **Example:**
+
+    ```pycon
+    >>> import fitting
+    >>> opts = (fitting.LevenbergMarquardt(steps=30), fitting.adam(steps=500))
+    >>> [(isinstance(o, fitting.AbstractOptimizer), o.steps) for o in opts]
+    [(True, 30), (True, 500)]
+
+    ```
+    """
 
     def init(self, u: Array, objective: AbstractObjective) -> OptimizerState:
         raise NotImplementedError
@@ -90,6 +147,31 @@ class LevenbergMarquardt(AbstractOptimizer):
       `lambda_max`: give up (converged to the precision available) beyond it.
     - `rtol`: an accepted step that lowers the loss by less than this fraction
       counts as no progress; `patience` such steps in a row stop the stage.
+
+    **Raises:** `ValueError` for `steps` that is not a non-negative integer, or
+    `lambda0 <= 0`, `lambda_up <= 1`, `lambda_down <= 1`.
+
+    **Example** (the line of [`fitting.AbstractObjective`][]; one compiled step at a
+    time, as `fit` runs it):
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, fitting
+    >>> x, y = jnp.array([0.0, 1.0, 2.0]), jnp.array([1.0, 3.0, 5.0])
+    >>> def r(u):                                       # y ≈ a·x + b, u = (a, b)
+    ...     return u[0] * x + u[1] - y
+    >>> class Line(fitting.AbstractObjective):
+    ...     def residuals_and_jacobian(self, u):
+    ...         return r(u), jax.jacfwd(r)(u)
+    ...     def value_and_grad(self, u):
+    ...         return jax.value_and_grad(lambda u: jnp.sum(r(u) ** 2))(u)
+    >>> opt = fitting.LevenbergMarquardt(steps=20)
+    >>> state, step = opt.init(jnp.zeros(2), Line()), jax.jit(opt.step)
+    >>> for _ in range(5):
+    ...     state = step(state, Line())
+    >>> [round(float(v), 6) for v in state.best_u], int(state.evaluations)
+    ([2.0, 1.0], 5)
+
+    ```
     """
 
     steps: int = 50
@@ -168,8 +250,34 @@ class Optax(AbstractOptimizer):
     moments are reset. The stage stops after `patience` steps without a relative
     improvement of the best loss by `rtol`, or after `steps` steps.
 
-    **Arguments:** `transformation` (an `optax.GradientTransformation`, e.g.
-    [`fitting.adam`][]), `steps`, `patience` (default 100), `rtol` (default 1e-4).
+    **Arguments:** `transformation` (an `optax.GradientTransformation`; see
+    [`fitting.adam`][] for a ready one), `steps`, `patience` (default 100), `rtol`
+    (default 1e-4).
+
+    **Raises:** `TypeError` when `transformation` is not an optax transformation;
+    `ValueError` for `steps` that is not a non-negative integer.
+
+    **Example** (plain gradient descent on the line of
+    [`fitting.AbstractObjective`][]):
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, optax, fitting
+    >>> x, y = jnp.array([0.0, 1.0, 2.0]), jnp.array([1.0, 3.0, 5.0])
+    >>> def r(u):                                       # y ≈ a·x + b, u = (a, b)
+    ...     return u[0] * x + u[1] - y
+    >>> class Line(fitting.AbstractObjective):
+    ...     def residuals_and_jacobian(self, u):
+    ...         return r(u), jax.jacfwd(r)(u)
+    ...     def value_and_grad(self, u):
+    ...         return jax.value_and_grad(lambda u: jnp.sum(r(u) ** 2))(u)
+    >>> opt = fitting.Optax(optax.sgd(0.1), steps=100)
+    >>> state, step = opt.init(jnp.zeros(2), Line()), jax.jit(opt.step)
+    >>> for _ in range(100):
+    ...     state = step(state, Line())
+    >>> [round(float(v), 4) for v in state.best_u]
+    [2.0, 1.0]
+
+    ```
     """
 
     transformation: optax.GradientTransformation = eqx.field(static=True)
@@ -251,6 +359,21 @@ def adam(
     - `schedule`: `"cosine"` (warm-up over 5 % then cosine decay to 1 %),
       `"exponential"` (decay to 1 % over `steps`) or `"constant"`.
     - `patience`: steps without improvement before stopping early.
+
+    **Returns:** an [`fitting.Optax`][] (for a [`fitting.Stage`][] or
+    `fit(optimizer=...)`).
+
+    **Raises:** `ValueError` for `learning_rate <= 0` or an unknown `schedule`.
+
+    **Example:**
+
+    ```pycon
+    >>> import fitting
+    >>> opt = fitting.adam(0.05, steps=500)
+    >>> type(opt).__name__, opt.steps, opt.patience
+    ('Optax', 500, 200)
+
+    ```
     """
     if not (learning_rate > 0 and math.isfinite(learning_rate)):
         raise ValueError(f"`learning_rate` must be > 0, got {learning_rate}.")

@@ -28,6 +28,27 @@ class PassiveEstimate:
     - `capacitance_pF`: total capacitance `tau / r_in` [pF].
     - `n_epochs`: how many current steps entered the estimate.
     - `epochs`: per step used, `(sweep, t_edge_ms, delta_i_pA, delta_v_mV, tau_ms)`.
+
+    Python floats (and ints). **Methods:** `area_cm2(c_m=1.0)` [cm²] and
+    `g_leak(c_m=1.0)` [mS/cm²] for a specific capacitance `c_m` [µF/cm²].
+
+    **Example** (the ideal RC cell of [`fitting.estimate_passive`][]):
+
+    ```pycon
+    >>> import numpy as np, hhjax, fitting
+    >>> t = np.arange(0.0, 300.0, 0.05)                              # ms
+    >>> i = np.where((t >= 50.0) & (t < 200.0), -50.0, 0.0)          # pA
+    >>> on, off = np.clip(t - 50.0, 0, None), np.clip(t - 200.0, 0, None)
+    >>> # an RC cell, R = 100 MΩ, C = 100 pF (τ = 10 ms): −5 mV during the step
+    >>> v = -70.0 - 5.0 * (1 - np.exp(-on / 10.0)) + 5.0 * (1 - np.exp(-off / 10.0))
+    >>> rec = hhjax.Recording(t, v, i_pA=i)
+    >>> est = fitting.estimate_passive(rec)
+    >>> round(est.capacitance_pF), round(est.area_cm2() * 1e4, 2)      # pF, 1e-4 cm²
+    (100, 1.0)
+    >>> round(est.g_leak(), 3)                                          # mS/cm²
+    0.1
+
+    ```
     """
 
     e_rest_mV: float
@@ -73,7 +94,27 @@ def current_edges(i_pA: np.ndarray) -> np.ndarray:
     The current is median-filtered over 9 samples and a change must exceed ten
     times the recording's sample-to-sample noise (robust, from the median absolute
     difference), at least 0.5 pA; consecutive changes (a ramp over a few samples)
-    count once."""
+    count once.
+
+    **Arguments:** `i_pA`: one sweep's current [pA], `(T,)`.
+
+    **Returns:** an int array `(K,)` of sample indices, increasing (empty for a
+    constant current or fewer than 12 samples).
+
+    **Example:**
+
+    ```pycon
+    >>> import numpy as np, fitting
+    >>> i = np.zeros(200)
+    >>> i[50:150] = 50.0                                   # pA, a step
+    >>> fitting.current_edges(i).tolist()
+    [50, 150]
+    >>> noisy = i + np.random.default_rng(0).normal(0.0, 1.0, i.size)
+    >>> fitting.current_edges(noisy).tolist()
+    [50, 150]
+
+    ```
+    """
     i = np.asarray(i_pA, float)
     if i.size < 12:
         return np.zeros(0, int)
@@ -117,8 +158,26 @@ def estimate_passive(
 
     **Returns:** a [`fitting.PassiveEstimate`][].
 
-    **Raises:** `ValueError` if the current is not in pA or no step response is
-    usable (e.g. every step evokes a spike at once).
+    **Raises:** `TypeError` for a non-`Recording`; `ValueError` if the current is not
+    in pA or no step response is usable (e.g. every step evokes a spike at once).
+
+    **Example** (an ideal RC cell: both edges of the step are used):
+
+    ```pycon
+    >>> import numpy as np, hhjax, fitting
+    >>> t = np.arange(0.0, 300.0, 0.05)                              # ms
+    >>> i = np.where((t >= 50.0) & (t < 200.0), -50.0, 0.0)          # pA
+    >>> on, off = np.clip(t - 50.0, 0, None), np.clip(t - 200.0, 0, None)
+    >>> # an RC cell, R = 100 MΩ, C = 100 pF (τ = 10 ms): −5 mV during the step
+    >>> v = -70.0 - 5.0 * (1 - np.exp(-on / 10.0)) + 5.0 * (1 - np.exp(-off / 10.0))
+    >>> rec = hhjax.Recording(t, v, i_pA=i)
+    >>> est = fitting.estimate_passive(rec)
+    >>> round(est.e_rest_mV, 2), round(est.r_in_MOhm), round(est.tau_ms, 1)  # mV MΩ ms
+    (-70.0, 100, 10.0)
+    >>> round(est.capacitance_pF), est.n_epochs                          # pF
+    (100, 2)
+
+    ```
     """
     if not isinstance(recording, hhjax.Recording):
         raise TypeError(f"`recording` must be an hhjax.Recording, got {type(recording).__name__}.")
@@ -202,7 +261,29 @@ def onset_capacitance(
     any step relaxes (it slightly overestimates C, by the leak current that flows
     during `span_ms`).
 
-    **Raises:** `ValueError` when the current is not in pA or no edge is usable."""
+    **Arguments:** `recording`: an [`hhjax.Recording`][] with the current in pA;
+    `settle_ms`, `span_ms` [ms].
+
+    **Returns:** C [pF] (a Python float).
+
+    **Raises:** `ValueError` when the current is not in pA or no edge is usable.
+
+    **Example** (the RC cell of [`fitting.estimate_passive`][], C = 100 pF: the
+    slope over 0.3–2.3 ms is already 10 % below the initial one):
+
+    ```pycon
+    >>> import numpy as np, hhjax, fitting
+    >>> t = np.arange(0.0, 300.0, 0.05)                              # ms
+    >>> i = np.where((t >= 50.0) & (t < 200.0), -50.0, 0.0)          # pA
+    >>> on, off = np.clip(t - 50.0, 0, None), np.clip(t - 200.0, 0, None)
+    >>> # an RC cell, R = 100 MΩ, C = 100 pF (τ = 10 ms): −5 mV during the step
+    >>> v = -70.0 - 5.0 * (1 - np.exp(-on / 10.0)) + 5.0 * (1 - np.exp(-off / 10.0))
+    >>> rec = hhjax.Recording(t, v, i_pA=i)
+    >>> round(fitting.onset_capacitance(rec), 1)                         # pF
+    113.6
+
+    ```
+    """
     if recording.current_unit != "pA":
         raise ValueError("onset_capacitance needs a recording whose current is in pA.")
     t = np.asarray(recording.t_ms, float)

@@ -34,8 +34,20 @@ def predict(
     [`fitting.HHSimulator`][], rtol 1e-9); `area_cm2` for recordings in pA (default:
     the fitted or the recording's area).
 
-    **Returns:** `(S, T)` membrane potential [mV] at the recording's sample times;
-    NaN for a sweep whose simulation failed.
+    **Returns:** `(S, T)` membrane potential [mV] at the recording's sample times
+    (float64 NumPy); NaN for a sweep whose simulation failed.
+
+    **Raises:** `ValueError` when the fit has per-sweep parameters for a different
+    number of sweeps than `recording`; for a recording in pA without any area (none
+    given, fitted or stored), the error of [`hhjax.Recording.stimulus`][].
+
+    **Example** (after a fit; one simulation per sweep):
+
+    ```python
+    res = fitting.fit(hhjax.HHParams(), rec)
+    v = fitting.predict(res, held_out)          # (S, T) [mV]
+    hhjax.validation_metrics(held_out.t_ms, held_out.v_mV[0], v[0])
+    ```
     """
     simulator = simulator if simulator is not None else HHSimulator(rtol=1e-9, atol=1e-9)
     values = result.values
@@ -104,6 +116,15 @@ def plot_fit(
     [`fitting.predict`][]); `title`; `max_sweeps` panels at most (evenly chosen).
 
     **Returns:** a matplotlib `Figure` (nothing is shown).
+
+    **Raises:** what [`fitting.predict`][] raises when `predicted` is not given.
+
+    **Example:**
+
+    ```python
+    fig = fitting.plot_fit(res, rec, title="demo fit")
+    fig.savefig("fit.png", dpi=100)
+    ```
     """
     if predicted is None:
         predicted = predict(result, recording)
@@ -150,7 +171,18 @@ def write_report(
     """Write `out/fit.json` (the [`fitting.FitResult.to_json`][] summary plus `extra`)
     and `out/fit.png` (see [`fitting.plot_fit`][]). Files are written atomically.
 
-    **Returns:** name → path of what was written.
+    **Returns:** name → path of what was written (`"json"`, and `"png"` with
+    `figure=True`).
+
+    **Raises:** `OSError` when `out` cannot be written; `ValueError` (from
+    `json.dumps`) when `extra` holds NaN or infinity.
+
+    **Example:**
+
+    ```python
+    paths = fitting.write_report(res, rec, "out", extra={"cell": "demo"})
+    paths["json"], paths["png"]      # out/fit.json, out/fit.png
+    ```
     """
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,27 @@ class AbstractSimulator(eqx.Module):
     a boolean scalar (did the solve succeed). Implementations must be pure JAX
     (jit/vmap/jacfwd through them); `adjoint` is the diffrax adjoint to use
     (forward mode for Jacobians, checkpointed reverse mode for gradients).
+    `stimulus` is one sweep's hhjax stimulus in µA/cm² (`None` for none); `v`
+    should have the dtype of `ts`. Report a failed solve through `ok` (and any
+    values in `v`) rather than raising: the optimiser rejects the trial point.
+
+    **Example** (a simulator with a fixed-step solver, passed as
+    `fitting.fit(..., simulator=...)` or per [`fitting.Stage`][]; the built-in one
+    is [`fitting.HHSimulator`][]):
+
+    ```python
+    import diffrax, jax.numpy as jnp, fitting, hhjax
+
+    class EulerSimulator(fitting.AbstractSimulator):
+        dt: float = 0.01
+
+        def __call__(self, params, stimulus, ts, t_span, adjoint):
+            y0 = hhjax.resting_state(params, stimulus(ts[0]), throw=False)
+            res = hhjax.simulate(params, stimulus, t_span[1], t0=t_span[0], ts=ts,
+                                 y0=y0, solver=hhjax.ExponentialEuler(),
+                                 dt0=self.dt, adjoint=adjoint, throw=False)
+            return res.v, res.successful & jnp.all(jnp.isfinite(res.v))
+    ```
     """
 
     def __call__(
@@ -44,6 +65,23 @@ class HHSimulator(AbstractSimulator):
     - `stepsize_controller`: overrides the PID controller (e.g.
       `diffrax.ConstantStepSize()` with `dt0` for fixed-step solvers).
     - `dt0`: (initial) step [ms]; `max_steps`: the solver's step budget.
+
+    **Raises:** `ValueError` for `rtol` or `atol` ≤ 0; `TypeError` for a `solver`
+    that is not a diffrax solver, and (when called) for a model that is neither
+    `HHParams` nor `Membrane`. A failed simulation is not raised: `ok` is False.
+
+    **Example** (construct and inspect; calling it simulates one sweep: `v, ok =
+    sim(params, stimulus, ts, (t0, t_end), adjoint)`, `v` of the shape of `ts`):
+
+    ```pycon
+    >>> import fitting, hhjax
+    >>> sim = fitting.HHSimulator(rtol=1e-9, atol=1e-9)      # the refinement stage's
+    >>> type(sim.controller()).__name__
+    'PIDController'
+    >>> fitting.HHSimulator(solver=hhjax.RK4(), dt0=0.01).controller() is None  # fixed
+    True
+
+    ```
     """
 
     solver: diffrax.AbstractSolver | None = None

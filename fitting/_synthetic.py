@@ -29,7 +29,29 @@ def perturbed_params(
     base: hhjax.HHParams | None = None,
 ) -> hhjax.HHParams:
     """`base` (default `HHParams()`) with each named parameter changed by a random
-    factor `1 ± U(low, high)` (random sign), reproducibly from `seed`."""
+    factor `1 ± U(low, high)` (random sign), reproducibly from `seed`.
+
+    **Arguments:** `seed` (int, NumPy's `default_rng`); `names`: scalar fields of
+    `HHParams` (default the demo's six conductances and reversals); `low`, `high`:
+    relative changes, `0 <= low <= high < 1`; `base`.
+
+    **Returns:** an [`hhjax.HHParams`][] (units as `base`: mS/cm², mV, ...).
+
+    **Raises:** `ValueError` for a name that is not an `HHParams` field or bad
+    `low`/`high`.
+
+    **Example** (the demo's truth for seed 0):
+
+    ```pycon
+    >>> import fitting
+    >>> p = fitting.perturbed_params(0)
+    >>> round(float(p.g_na), 3), round(float(p.e_k), 3)        # mS/cm², mV
+    (147.287, -97.224)
+    >>> float(fitting.perturbed_params(0, ("g_leak",), low=0.0, high=0.0).g_leak)
+    0.3
+
+    ```
+    """
     base = base if base is not None else hhjax.HHParams()
     fields = {f.name for f in dataclasses.fields(base)} - {"kinetics"}
     unknown = [n for n in names if n not in fields]
@@ -64,8 +86,21 @@ def synthetic_recording(
     interval [ms]; `noise_sigma` [mV] (white, Gaussian); `seed` of the noise;
     `rtol` of the (adaptive, Tsit5) reference integration.
 
-    **Returns:** an [`hhjax.Recording`][] with `stimulus=` the step currents and
-    `meta` holding the true parameters.
+    **Returns:** an [`hhjax.Recording`][] with `stimulus=` the step currents (current
+    in µA/cm²), `t_ms` of shape `(T,)` with `T = t_end/dt + 1`, `v_mV` of shape
+    `(len(amplitudes), T)` (float64 NumPy), and `meta` holding the true parameters.
+
+    **Raises:** what [`hhjax.simulate`][] and [`hhjax.resting_state`][] raise (e.g.
+    no equilibrium, or the solver's step budget exhausted).
+
+    **Example** (simulates five 100-ms sweeps at rtol 1e-10: a few seconds):
+
+    ```python
+    truth = fitting.perturbed_params(0)
+    rec = fitting.synthetic_recording(truth, noise_sigma=1.0, seed=0)
+    rec.v_mV.shape                  # (5, 4001): 5 sweeps, 0..100 ms every 0.025 ms
+    rec.meta["true_params"]["g_na"] # 147.287...
+    ```
     """
     t = np.arange(0.0, t_end + dt / 2, dt)
     stims = [hhjax.StepCurrent(float(a), t_on, t_off) for a in amplitudes]

@@ -27,7 +27,33 @@ RECORDING_PARAMETERS = ("area_cm2", "capacitance_pF")
 
 
 class AbstractTransform(eqx.Module):
-    """Maps an unconstrained optimiser variable `u` to a parameter value and back."""
+    """Maps an unconstrained optimiser variable `u` to a parameter value and back.
+
+    Subclasses implement `forward(u) -> value` (in the parameter's unit),
+    `inverse(value) -> u`, `contains(value) -> bool` and `sample(key, center,
+    spread, shape)`; `forward`/`inverse` are elementwise JAX functions (any shape,
+    differentiable). Pass one as a value of `bounds=` to [`fitting.fit`][].
+
+    **Example** (a log transform: positive values, `u` is the log-ratio to `scale`):
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, fitting
+    >>> class Log(fitting.AbstractTransform):
+    ...     scale: float = 1.0
+    ...     def forward(self, u):
+    ...         return self.scale * jnp.exp(u)
+    ...     def inverse(self, value):
+    ...         return jnp.log(jnp.asarray(value) / self.scale)
+    ...     def contains(self, value):
+    ...         return float(value) > 0
+    ...     def sample(self, key, center, spread, shape=()):
+    ...         return center * jnp.exp(spread * jax.random.normal(key, shape))
+    >>> tr = Log(scale=0.3)
+    >>> round(float(tr.forward(tr.inverse(0.05))), 6), tr.contains(-1.0)
+    (0.05, False)
+
+    ```
+    """
 
     def forward(self, u: ArrayLike) -> Array:
         """Parameter value (in the parameter's unit) of the optimiser variable `u`."""
@@ -50,6 +76,22 @@ class Bounded(AbstractTransform):
     """`value = lower + (upper − lower)·sigmoid(u)`: a box `lower < value < upper`.
 
     **Arguments:** `lower`, `upper` (same unit as the parameter), `lower < upper`.
+    `forward`/`inverse` work elementwise on arrays of any shape (values outside the
+    box are clipped just inside it by `inverse`).
+
+    **Raises:** `ValueError` unless `lower < upper`, both finite.
+
+    **Example** (a conductance between 10 and 100 mS/cm²):
+
+    ```pycon
+    >>> import fitting
+    >>> tr = fitting.Bounded(10.0, 100.0)
+    >>> float(tr.forward(0.0)), round(float(tr.inverse(55.0)), 6)   # the midpoint
+    (55.0, 0.0)
+    >>> round(float(tr.forward(tr.inverse(80.0))), 6), tr.contains(100.0)
+    (80.0, False)
+
+    ```
     """
 
     lower: float
@@ -90,7 +132,23 @@ class Bounded(AbstractTransform):
 
 class Positive(AbstractTransform):
     """`value = scale·softplus(u)`: any positive value; `scale` sets the unit of `u`
-    (use a typical magnitude of the parameter)."""
+    (use a typical magnitude of the parameter, in its unit). Elementwise on arrays
+    of any shape.
+
+    **Raises:** `ValueError` unless `scale > 0` (finite).
+
+    **Example:**
+
+    ```pycon
+    >>> import fitting
+    >>> tr = fitting.Positive(scale=0.3)                 # e.g. g_leak [mS/cm²]
+    >>> round(float(tr.forward(0.0)), 4)                 # 0.3 · log 2
+    0.2079
+    >>> round(float(tr.forward(tr.inverse(0.05))), 6), tr.contains(-1.0)
+    (0.05, False)
+
+    ```
+    """
 
     scale: float
 
@@ -118,7 +176,23 @@ class Positive(AbstractTransform):
 
 
 class Affine(AbstractTransform):
-    """`value = loc + scale·u`: unbounded, rescaled so that `u` is of order one."""
+    """`value = loc + scale·u`: unbounded, rescaled so that `u` is of order one.
+
+    **Arguments:** `loc`, `scale` in the parameter's unit (`scale > 0`). Elementwise
+    on arrays of any shape.
+
+    **Raises:** `ValueError` for a non-finite `loc` or `scale <= 0`.
+
+    **Example** (a potential around −65 mV, `u` in units of 10 mV):
+
+    ```pycon
+    >>> import fitting
+    >>> tr = fitting.Affine(loc=-65.0, scale=10.0)
+    >>> float(tr.forward(1.5)), float(tr.inverse(-50.0))
+    (-50.0, 1.5)
+
+    ```
+    """
 
     loc: float
     scale: float

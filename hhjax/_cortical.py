@@ -71,34 +71,8 @@ def _cell(**kw) -> types.MappingProxyType:
     return types.MappingProxyType(kw)
 
 
-#: The published parameter sets, in hhjax units: `c_m` [µF/cm²], conductances `g_*`
-#: [mS/cm²] (the sources' S/cm² × 1e3), potentials `e_*` and `v_t` [mV], `tau_max`
-#: [ms], and the geometry (`diameter_um` = length [µm], `area_cm2` = π·d·L [cm²], for
-#: converting currents in pA).
-#:
-#: - `"RS"`, `"FS"`: the regular-spiking and fast-spiking cells fitted in the paper,
-#:   as transcribed by PySONIC (`PySONIC/neurons/cortical.py`, T. Lemaire); the RS
-#:   set also in the Brain Dynamics Toolbox's `Pospischil2008.m` (S. Heitmann) and
-#:   the FS set (but g_M = 7.5e-5 S/cm²) in N. A. Koch's sensitivity-analysis code.
-#: - `"RS-ModelDB"`, `"FS-ModelDB"`: the authors' NEURON demo cells of ModelDB entry
-#:   123623 (`sPY_template`, `sIN_template`; the FS demo has no M current, "no
-#:   spike-frequency adaptation in this model").
-#:
-#: | | RS | FS | RS-ModelDB | FS-ModelDB |
-#: |---|---|---|---|---|
-#: | g_leak [S/cm²] | 2.05e-5 | 3.8e-5 | 1e-4 | 1.5e-4 |
-#: | e_leak [mV] | −70.3 | −70.4 | −70 | −70 |
-#: | g_na [S/cm²] | 0.056 | 0.058 | 0.05 | 0.05 |
-#: | g_kd [S/cm²] | 6e-3 | 3.9e-3 | 5e-3 | 0.01 |
-#: | g_m [S/cm²] | 7.5e-5 | 7.87e-5 | 7e-5 | 0 |
-#: | tau_max [ms] | 608 | 502 | 1000 | (1000) |
-#: | v_t [mV] | −56.2 | −57.9 | −55 | −55 |
-#: | e_k [mV] | −90 | −90 | −100 | −100 |
-#: | L = d [µm] | 61.4 | 56.9 | 96 | 67 |
-#:
-#: and for all `e_na` = 50 mV, `c_m` = 1 µF/cm². Every preset has the same channels
-#: (`na`, `kd`, `m`, `leak`; `g_m = 0` where there is no M current), so presets can
-#: be stacked and `vmap`ped.
+#: The published parameter sets of Pospischil et al. (2008), name → read-only
+#: mapping of the parameters in hhjax units (see the docstring below).
 POSPISCHIL_CELLS: Mapping[str, Mapping[str, float]] = types.MappingProxyType(
     {
         "RS": _cell(
@@ -155,6 +129,52 @@ POSPISCHIL_CELLS: Mapping[str, Mapping[str, float]] = types.MappingProxyType(
         ),
     }
 )
+"""The published parameter sets, in hhjax units: `c_m` [µF/cm²], conductances `g_*`
+[mS/cm²] (the sources' S/cm² × 1e3), potentials `e_*` and `v_t` [mV], `tau_max`
+[ms], and the geometry (`diameter_um` = length [µm], `area_cm2` = π·d·L [cm²], for
+converting currents in pA).
+
+- `"RS"`, `"FS"`: the regular-spiking and fast-spiking cells fitted in the paper,
+  as transcribed by PySONIC (`PySONIC/neurons/cortical.py`, T. Lemaire); the RS
+  set also in the Brain Dynamics Toolbox's `Pospischil2008.m` (S. Heitmann) and
+  the FS set (but g_M = 7.5e-5 S/cm²) in N. A. Koch's sensitivity-analysis code.
+- `"RS-ModelDB"`, `"FS-ModelDB"`: the authors' NEURON demo cells of ModelDB entry
+  123623 (`sPY_template`, `sIN_template`; the FS demo has no M current, "no
+  spike-frequency adaptation in this model").
+
+| | RS | FS | RS-ModelDB | FS-ModelDB |
+|---|---|---|---|---|
+| g_leak [S/cm²] | 2.05e-5 | 3.8e-5 | 1e-4 | 1.5e-4 |
+| e_leak [mV] | −70.3 | −70.4 | −70 | −70 |
+| g_na [S/cm²] | 0.056 | 0.058 | 0.05 | 0.05 |
+| g_kd [S/cm²] | 6e-3 | 3.9e-3 | 5e-3 | 0.01 |
+| g_m [S/cm²] | 7.5e-5 | 7.87e-5 | 7e-5 | 0 |
+| tau_max [ms] | 608 | 502 | 1000 | (1000) |
+| v_t [mV] | −56.2 | −57.9 | −55 | −55 |
+| e_k [mV] | −90 | −90 | −100 | −100 |
+| L = d [µm] | 61.4 | 56.9 | 96 | 67 |
+
+and for all `e_na` = 50 mV, `c_m` = 1 µF/cm². Every preset has the same channels
+(`na`, `kd`, `m`, `leak`; `g_m = 0` where there is no M current), so presets can
+be stacked and `vmap`ped.
+
+A read-only mapping (`types.MappingProxyType`) of name → read-only mapping of
+Python floats; [`hhjax.pospischil`][] builds the membrane of a preset by name.
+
+**Example:**
+
+```pycon
+>>> import hhjax
+>>> sorted(hhjax.POSPISCHIL_CELLS)
+['FS', 'FS-ModelDB', 'RS', 'RS-ModelDB']
+>>> rs = hhjax.POSPISCHIL_CELLS["RS"]
+>>> rs["g_na"], rs["v_t"], rs["tau_max"]        # mS/cm², mV, ms
+(56.0, -56.2, 608.0)
+>>> round(rs["c_m"] * rs["area_cm2"] * 1e6, 1)  # total capacitance [pF]
+118.4
+
+```
+"""
 _BY_UPPER = {k.upper(): k for k in POSPISCHIL_CELLS}
 
 
@@ -179,7 +199,26 @@ class ShiftedRateGate(AbstractRateGate):
     - `v_t`: the threshold shift [mV].
     - `scale`: dimensionless factor on both rates (a temperature factor), > 0.
 
-    `inf = α/(α+β)`, `tau = 1/(s(α+β))`, both at `u = v − v_t`.
+    `inf = α/(α+β)`, `tau = 1/(s(α+β))` [ms], both at `u = v − v_t`; for `v` of any
+    shape they have the broadcast shape of `v` and the fields.
+
+    **Raises:** `TypeError` for a non-numeric `v_t` or non-callable rates;
+    `ValueError` for a non-finite `v_t` or `scale <= 0`.
+
+    **Example** (the delayed-rectifier `n` gate of the RS cell; at `u = 15 mV` its
+    α is `0.032 · 5` by continuity):
+
+    ```pycon
+    >>> import hhjax
+    >>> n = hhjax.ShiftedRateGate(hhjax.Linoid(0.032, 15.0, 5.0),
+    ...                           hhjax.Exponential(0.5, 10.0, -40.0), v_t=-56.2)
+    >>> alpha, beta = n.rates(-56.2 + 15.0)            # 1/ms
+    >>> round(float(alpha), 4), round(float(beta), 4)
+    (0.16, 0.4412)
+    >>> round(float(n.inf(-41.2)), 4), round(float(n.tau(-41.2)), 3)   # –, ms
+    (0.2661, 1.663)
+
+    ```
     """
 
     alpha: Callable
@@ -214,7 +253,23 @@ class YamadaTau(eqx.Module):
     `tau_max / (2·sqrt(ratio))` (≈ 0.275 `tau_max`).
 
     **Fields:** `tau_max` [ms] (> 0), `v_half` [mV], `slope` [mV] (≠ 0), `ratio`
-    (dimensionless, > 0).
+    (dimensionless, > 0). Calling it on `v` [mV] of any shape gives `tau` [ms] of
+    the broadcast shape.
+
+    **Raises:** `ValueError` for `tau_max <= 0`, `ratio <= 0`, or a zero or
+    non-finite `slope`.
+
+    **Example:**
+
+    ```pycon
+    >>> import hhjax
+    >>> tau_p = hhjax.YamadaTau(608.0)                 # the RS cell's tau_max [ms]
+    >>> round(float(tau_p(-35.0)), 1)                  # 608 / (3.3 + 1) at v_half
+    141.4
+    >>> round(608.0 / (2 * 3.3 ** 0.5), 1)             # its peak [ms]
+    167.3
+
+    ```
     """
 
     tau_max: Array
@@ -251,6 +306,21 @@ def pospischil_na(
     **Returns:** `(channel, gates)`: an [`hhjax.Channel`][] using gates `"m"`, `"h"`,
     and those two [`hhjax.ShiftedRateGate`][]s (each carries its own `v_t` field),
     ready for [`hhjax.Membrane`][] or `pospischil(..., extra=...)`.
+
+    **Raises:** `TypeError`/`ValueError` for invalid values (as [`hhjax.Channel`][]
+    and [`hhjax.ShiftedRateGate`][]: `g < 0`, non-finite `e` or `v_t`).
+
+    **Example:**
+
+    ```pycon
+    >>> import hhjax
+    >>> na, gates = hhjax.pospischil_na()
+    >>> float(na.g), float(na.e), na.gates, sorted(gates)   # mS/cm², mV
+    (56.0, 50.0, {'m': 3, 'h': 1}, ['h', 'm'])
+    >>> float(gates["m"].v_t), round(float(gates["m"].inf(-40.0)), 4)
+    (-56.2, 0.2167)
+
+    ```
     """
     gates = {
         "m": ShiftedRateGate(Linoid(0.32, 13.0, 4.0), Linoid(-0.28, 40.0, -5.0), v_t),
@@ -269,6 +339,19 @@ def pospischil_kd(
     **Arguments:** `g` [mS/cm²], `e` [mV], `v_t` [mV]. Defaults: the RS cell.
 
     **Returns:** `(channel, {"n": gate})` (a [`hhjax.ShiftedRateGate`][]).
+
+    **Raises:** `TypeError`/`ValueError` for invalid values (as
+    [`hhjax.pospischil_na`][]).
+
+    **Example** (the FS cell's values):
+
+    ```pycon
+    >>> import hhjax
+    >>> kd, gates = hhjax.pospischil_kd(g=3.9, v_t=-57.9)
+    >>> float(kd.g), float(kd.e), kd.gates, sorted(gates)
+    (3.9, -90.0, {'n': 4}, ['n'])
+
+    ```
     """
     gate = ShiftedRateGate(Linoid(0.032, 15.0, 5.0), Exponential(0.5, 10.0, -40.0), v_t)
     return Channel(g, e, {"n": 4}), {"n": gate}
@@ -284,6 +367,21 @@ def pospischil_m(
     **Arguments:** `g` [mS/cm²], `e` [mV], `tau_max` [ms]. Defaults: the RS cell.
 
     **Returns:** `(channel, {"p": gate})` (an [`hhjax.InfTauGate`][]).
+
+    **Raises:** `TypeError`/`ValueError` for invalid values (`g < 0`, non-finite
+    `e`, `tau_max <= 0`).
+
+    **Example:**
+
+    ```pycon
+    >>> import hhjax
+    >>> m, gates = hhjax.pospischil_m()
+    >>> float(m.g), m.gates, float(gates["p"].inf(-35.0))
+    (0.075, {'p': 1}, 0.5)
+    >>> round(float(gates["p"].tau(-35.0)), 1)            # ms
+    141.4
+
+    ```
     """
     gate = InfTauGate(Sigmoid(-35.0, 10.0), YamadaTau(tau_max))
     return Channel(g, e, {"p": 1}), {"p": gate}
@@ -295,6 +393,20 @@ def pospischil_leak(
     """The leak `g (v − e)`: `g` [mS/cm²], `e` [mV] (defaults: the RS cell).
 
     **Returns:** `(channel, {})`.
+
+    **Raises:** `TypeError`/`ValueError` for invalid values (as [`hhjax.Channel`][]).
+
+    **Example:**
+
+    ```pycon
+    >>> import hhjax
+    >>> leak, gates = hhjax.pospischil_leak()
+    >>> float(leak.g), float(leak.e), gates
+    (0.0205, -70.3, {})
+    >>> round(float(leak.current(-60.0, {})), 4)          # µA/cm², outward
+    0.2111
+
+    ```
     """
     return Channel(g, e), {}
 
@@ -308,6 +420,21 @@ def pospischil_cal(
     **Arguments:** `g` [mS/cm²] (default 0.1, i.e. 1e-4 S/cm²), `e` [mV].
 
     **Returns:** `(channel, {"q": gate, "r": gate})` ([`hhjax.RateGate`][]s).
+
+    **Raises:** `TypeError`/`ValueError` for invalid values (as [`hhjax.Channel`][]).
+
+    **Example** (a bursting cell: the RS cell plus the Ca current, via `extra`):
+
+    ```pycon
+    >>> import hhjax
+    >>> cal, gates = hhjax.pospischil_cal()
+    >>> float(cal.g), float(cal.e), cal.gates
+    (0.1, 120.0, {'q': 2, 'r': 1})
+    >>> mb = hhjax.pospischil("RS", extra={"cal": hhjax.pospischil_cal(0.1)})
+    >>> sorted(mb.channels), sorted(mb.gates)
+    (['cal', 'kd', 'leak', 'm', 'na'], ['h', 'm', 'n', 'p', 'q', 'r'])
+
+    ```
     """
     gates = {
         "q": RateGate(Linoid(0.055, -27.0, 3.8), Exponential(0.94, -75.0, -17.0)),

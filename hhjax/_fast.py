@@ -61,6 +61,23 @@ class PopulationResult(eqx.Module):
     - `ok`: boolean array of shape `batch`: every saved value finite.
 
     **Properties:** `v` [mV], shape `batch + (T,)`.
+
+    Every array has the dtype of the parameters (`ok`: bool). A neuron whose saved
+    values became non-finite gets `ok` False (no exception is raised for it).
+
+    **Example** (three neurons, 20 ms):
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, hhjax
+    >>> p = hhjax.HHParams(g_na=jnp.array([60.0, 120.0, 180.0]))     # mS/cm²
+    >>> res = hhjax.simulate_population(p, hhjax.StepCurrent(10.0, 2.0, 20.0), 20.0,
+    ...                                 save_every=0.1)
+    >>> res.t.shape, res.v.shape, res.final.v.shape, bool(res.ok.all())
+    ((201,), (3, 201), (3,), True)
+    >>> [int(n) for n in jax.vmap(hhjax.spike_count)(res.v)]
+    [1, 2, 2]
+
+    ```
     """
 
     t: Array

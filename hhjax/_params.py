@@ -17,7 +17,20 @@ REFERENCE_TEMPERATURE = 6.3
 """Temperature [°C] at which the classic rate functions were measured (6.3 °C).
 
 At `HHParams(temperature=REFERENCE_TEMPERATURE)` (the default) the temperature
-factor `phi = q10 ** ((temperature - 6.3) / 10)` is 1.
+factor `phi = q10 ** ((temperature - 6.3) / 10)` is 1. A Python float.
+
+**Example:**
+
+```pycon
+>>> import hhjax
+>>> hhjax.REFERENCE_TEMPERATURE
+6.3
+>>> float(hhjax.HHParams(temperature=hhjax.REFERENCE_TEMPERATURE).phi)
+1.0
+>>> round(float(hhjax.HHParams(temperature=hhjax.REFERENCE_TEMPERATURE + 10).phi), 6)
+3.0
+
+```
 """
 
 #: Rates are evaluated at voltages clamped to ±RATE_V_LIMIT mV (relative to v_shift).

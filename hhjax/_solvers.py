@@ -35,8 +35,27 @@ class ExponentialEuler(diffrax.AbstractSolver):
     and BrainPy's `exp_auto`). It is first order, unconditionally stable for the
     gates, and keeps gates inside [0, 1] for any step size.
 
-    Fixed step only (no error estimate): use `diffrax.ConstantStepSize()`. ODEs
-    only (a single `diffrax.ODETerm`).
+    Fixed step only (no error estimate): use `diffrax.ConstantStepSize()` (what
+    [`hhjax.simulate`][] picks for it by default, steps of `dt0` [ms]). ODEs only (a
+    single `diffrax.ODETerm`); the state may be any pytree of float arrays, stepped
+    in its own dtype. No arguments. **Raises** (from diffrax): `RuntimeError` with an
+    adaptive step-size controller; an error for terms other than one `ODETerm`.
+
+    **Example** (`dy/dt = −2y` is linear, so one step of any size is exact; with
+    hhjax, `hhjax.simulate(params, stim, t_end, solver=hhjax.ExponentialEuler(),
+    dt0=0.025)`):
+
+    ```pycon
+    >>> import diffrax, jax.numpy as jnp, hhjax
+    >>> term = diffrax.ODETerm(lambda t, y, args: -2.0 * y)
+    >>> sol = diffrax.diffeqsolve(term, hhjax.ExponentialEuler(), t0=0.0, t1=1.0,
+    ...                           dt0=0.5, y0=jnp.asarray(1.0))
+    >>> round(float(sol.ys[-1]), 10), round(float(jnp.exp(-2.0)), 10)
+    (0.1353352832, 0.1353352832)
+    >>> hhjax.ExponentialEuler().order(term)
+    1
+
+    ```
     """
 
     term_structure: ClassVar = diffrax.ODETerm
@@ -86,7 +105,24 @@ _rk4_tableau = diffrax.ButcherTableau(
 class RK4(diffrax.AbstractERK):
     """The classical 4th-order Runge–Kutta method ("RK4"), 4 stages, with cubic
     Hermite interpolation for output between steps. Meant for fixed steps
-    (`diffrax.ConstantStepSize()`)."""
+    (`diffrax.ConstantStepSize()`, what [`hhjax.simulate`][] picks for it by default,
+    steps of `dt0` [ms]); its embedded error estimate is only 2nd order. No
+    arguments; any pytree state, stepped in its own dtype.
+
+    **Example** (global error `O(dt⁴)`; with hhjax, `hhjax.simulate(params, stim,
+    t_end, solver=hhjax.RK4(), dt0=0.01)`):
+
+    ```pycon
+    >>> import diffrax, jax.numpy as jnp, hhjax
+    >>> term = diffrax.ODETerm(lambda t, y, args: -2.0 * y)
+    >>> sol = diffrax.diffeqsolve(term, hhjax.RK4(), t0=0.0, t1=1.0, dt0=0.1,
+    ...                           y0=jnp.asarray(1.0))
+    >>> err = float(sol.ys[-1] - jnp.exp(-2.0))
+    >>> 0 < err < 1e-5, hhjax.RK4().order(term)
+    (True, 4)
+
+    ```
+    """
 
     tableau: ClassVar[diffrax.ButcherTableau] = _rk4_tableau
     interpolation_cls: ClassVar[

@@ -54,6 +54,20 @@ def coincidence_factor(
     fires so fast that chance coincidences saturate).
 
     **Raises:** `ValueError` for `duration`/`delta` ≤ 0 or unsorted spike times.
+
+    **Example** (two of three data spikes matched within ±4 ms; 95 is 5 ms off):
+
+    ```pycon
+    >>> import hhjax
+    >>> data = [10.0, 50.0, 90.0]                                   # ms
+    >>> round(hhjax.coincidence_factor(data, [11.0, 52.0, 95.0], 100.0), 4)
+    0.5614
+    >>> round(hhjax.coincidence_factor(data, data, 100.0), 6)
+    1.0
+    >>> hhjax.coincidence_factor(data, [], 100.0)            # the model is silent
+    0.0
+
+    ```
     """
     if not (duration > 0 and math.isfinite(duration)):
         raise ValueError(f"`duration` must be > 0 ms, got {duration!r}.")
@@ -83,7 +97,25 @@ def coincidence_factor(
 
 def spike_count_error(spikes_data: ArrayLike, spikes_model: ArrayLike) -> float:
     """Relative spike-count error `|N_model − N_data| / N_data` (NaN if the data have
-    no spikes and the model has some; 0 if neither has any)."""
+    no spikes and the model has some; 0 if neither has any).
+
+    **Arguments:** spike times [ms] of each train (1-D, NaN padding ignored).
+
+    **Returns:** a Python float (dimensionless).
+
+    **Raises:** `ValueError` for unsorted spike times.
+
+    **Example:**
+
+    ```pycon
+    >>> import hhjax, math
+    >>> round(hhjax.spike_count_error([10.0, 50.0, 90.0, math.nan], [12.0, 49.0]), 4)
+    0.3333
+    >>> hhjax.spike_count_error([], [])
+    0.0
+
+    ```
+    """
     nd = _spikes(spikes_data, "spikes_data").size
     nm = _spikes(spikes_model, "spikes_model").size
     if nd == 0:
@@ -95,7 +127,26 @@ def first_spike_latency_error(
     spikes_data: ArrayLike, spikes_model: ArrayLike, t_onset: float = 0.0
 ) -> float:
     """`(first model spike − first data spike)` [ms] (signed; latencies measured from
-    `t_onset` [ms], which cancels); NaN when either train is empty."""
+    `t_onset` [ms], which cancels); NaN when either train is empty.
+
+    **Arguments:** spike times [ms] of each train (1-D, NaN padding ignored);
+    `t_onset` [ms].
+
+    **Returns:** a Python float [ms]; positive when the model fires late.
+
+    **Raises:** `ValueError` for unsorted spike times.
+
+    **Example:**
+
+    ```pycon
+    >>> import hhjax
+    >>> hhjax.first_spike_latency_error([10.0, 50.0], [12.5, 49.0])   # ms, late
+    2.5
+    >>> hhjax.first_spike_latency_error([10.0], [])
+    nan
+
+    ```
+    """
     d = _spikes(spikes_data, "spikes_data")
     m = _spikes(spikes_model, "spikes_model")
     if d.size == 0 or m.size == 0:
@@ -117,7 +168,25 @@ def subthreshold_rmse(
     Samples within `exclude_ms = (before, after)` [ms] of an upward crossing of
     `threshold` [mV] in the data *or* the model are left out (the action potential
     and its after-hyperpolarisation), as are samples outside `window` [ms].
-    NaN when nothing is left.
+    NaN when nothing is left (non-finite samples are left out too).
+
+    **Arguments:** `t` [ms], `v_data`, `v_model` [mV]: 1-D, one length `T`.
+
+    **Returns:** a Python float [mV].
+
+    **Raises:** `ValueError` when the three arrays are not 1-D of one length.
+
+    **Example** (a 1 mV offset; the data's 1-ms "spike" at 50 ms is left out):
+
+    ```pycon
+    >>> import numpy as np, hhjax
+    >>> t = np.arange(0.0, 100.0, 0.1)                        # ms
+    >>> v_data = np.where((t >= 50.0) & (t < 51.0), 20.0, -65.0)
+    >>> v_model = np.full_like(t, -64.0)                      # mV
+    >>> hhjax.subthreshold_rmse(t, v_data, v_model)
+    1.0
+
+    ```
     """
     t = np.asarray(t, float)
     vd = np.asarray(v_data, float)
@@ -159,9 +228,32 @@ def validation_metrics(
     [ms] (default the whole sweep); `t_onset` [ms] (stimulus onset, for latencies;
     default the window start); `max_spikes` per trace.
 
-    **Returns:** dict with `n_spikes_data`, `n_spikes_model`,
+    **Returns:** dict with `n_spikes_data`, `n_spikes_model` (ints),
     `spike_count_error` (relative), `first_spike_latency_error_ms` (signed),
-    `subthreshold_rmse_mV`, `gamma` (Γ with ±`delta` ms), `window_ms`.
+    `subthreshold_rmse_mV`, `gamma` (Γ with ±`delta` ms) (Python floats, NaN where
+    undefined), `window_ms` (`[start, end]`).
+
+    **Raises:** `IndexError` (NumPy's) when `v_data` or `v_model` is not as long as
+    `t`; `ValueError` for `delta <= 0` (from [`hhjax.coincidence_factor`][]).
+
+    **Example** (hand-made traces: three data spikes, two model spikes):
+
+    ```pycon
+    >>> import numpy as np, hhjax
+    >>> t = np.arange(0.0, 100.0, 0.1)                                   # ms
+    >>> def trace(onsets, rest):
+    ...     on = np.any([(t >= s) & (t < s + 1.0) for s in onsets], axis=0)
+    ...     return np.where(on, 20.0, rest)                               # mV
+    >>> m = hhjax.validation_metrics(t, trace([20, 50, 80], -65.0),
+    ...                              trace([21, 53], -64.5))
+    >>> m["n_spikes_data"], m["n_spikes_model"], round(m["spike_count_error"], 3)
+    (3, 2, 0.333)
+    >>> round(m["first_spike_latency_error_ms"], 2), m["subthreshold_rmse_mV"]
+    (1.0, 0.5)
+    >>> round(m["gamma"], 3)
+    0.724
+
+    ```
     """
     t = np.asarray(t, float)
     lo, hi = (float(t[0]), float(t[-1])) if window is None else map(float, window)

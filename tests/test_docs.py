@@ -1,6 +1,8 @@
 """The documentation: every public name has an API entry, the site builds in strict
 mode (warnings fail), and the docstrings' examples run (doctests, float64 through
-conftest).
+conftest) — those of every `hhjax` and `fitting` module, including the docstrings
+of module constants (a string literal right after the assignment, which
+mkdocstrings renders but `doctest` does not find by itself).
 
 The site build needs the `docs` extra (mkdocs-material, mkdocstrings[python]) and is
 skipped, with the reason, without it. Doctests whose examples take more than a few
@@ -8,6 +10,7 @@ seconds (the analysis functions' simulations) are marked `slow`
 (`python -m pytest -m slow tests/test_docs.py`).
 """
 
+import ast
 import doctest
 import importlib
 import importlib.util
@@ -58,11 +61,44 @@ def _modules():
     )
 
 
+def _attribute_doctests(module) -> list[doctest.DocTest]:
+    """The examples in module constants' docstrings: a string literal right after a
+    top-level assignment `NAME = ...` (as mkdocstrings reads them)."""
+    path = pathlib.Path(module.__file__)
+    body = ast.parse(path.read_text(encoding="utf-8")).body
+    parser = doctest.DocTestParser()
+    tests = []
+    for node, doc in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign):
+            target = node.target
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        else:
+            continue
+        if not (
+            isinstance(target, ast.Name)
+            and isinstance(doc, ast.Expr)
+            and isinstance(doc.value, ast.Constant)
+            and isinstance(doc.value.value, str)
+        ):
+            continue
+        tests.append(
+            parser.get_doctest(
+                doc.value.value,
+                dict(vars(module)),
+                f"{module.__name__}.{target.id}",
+                str(path),
+                doc.lineno - 1,
+            )
+        )
+    return tests
+
+
 def _doctests(module_name: str, slow: bool) -> list[doctest.DocTest]:
     module = importlib.import_module(module_name)
     tests = [
         t
-        for t in doctest.DocTestFinder().find(module)
+        for t in doctest.DocTestFinder().find(module) + _attribute_doctests(module)
         if t.examples and (t.name in SLOW_DOCTESTS) == slow
     ]
     return sorted(tests, key=lambda t: (t.lineno or 0, t.name))
@@ -105,6 +141,12 @@ def test_api_check_reports_a_missing_name(tmp_path):
     problems = check_api.problems(tmp_path)
     assert any("missing: hhjax.spike_times" in p for p in problems)
     assert any("unknown: `::: hhjax.no_such_name`" in p for p in problems)
+
+
+def test_constant_docstrings_are_collected():
+    names = {t.name for t in _doctests("hhjax._params", slow=False)}
+    assert "hhjax._params.REFERENCE_TEMPERATURE" in names
+    assert "fitting._fit" in _with_examples(slow=False)
 
 
 @pytest.mark.parametrize("module_name", _with_examples(slow=False))
