@@ -57,6 +57,27 @@ class CellModel:
 
     Build your own for a membrane you composed (any channels); the presets are
     [`fitting.cell_model`][]`("pospischil-rs" | "pospischil-fs")`.
+
+    **Properties:** `labels`: label → path of every fitted parameter (passive
+    first).
+
+    **Raises:** `TypeError` when `membrane` is not an `hhjax.Membrane`;
+    `ValueError` when `passive` does not map exactly `g_leak` and `e_leak`, a label
+    is both passive and active, a path is not a field of the membrane, or `bounds`
+    names an unknown label.
+
+    **Example** (the FS cell with only its Na conductance free, besides the leak):
+
+    ```pycon
+    >>> import hhjax, fitting
+    >>> model = fitting.CellModel(
+    ...     name="fs-na", membrane=hhjax.pospischil("FS"),
+    ...     passive={"g_leak": "channels.leak.g", "e_leak": "channels.leak.e"},
+    ...     active={"g_na": "channels.na.g"}, bounds={"g_na": (5.0, 500.0)})
+    >>> list(model.labels)
+    ['g_leak', 'e_leak', 'g_na']
+
+    ```
     """
 
     name: str
@@ -129,6 +150,21 @@ def _pospischil_model(cell: str) -> CellModel:
 
 #: The model families `fit_cell` knows by name (besides your own `CellModel`).
 CELL_MODELS = ("pospischil-rs", "pospischil-fs")
+"""The model families [`fitting.fit_cell`][] knows by name (besides your own
+[`fitting.CellModel`][]; `model="auto"` picks one of them by spike width): a tuple
+of names for [`fitting.cell_model`][].
+
+**Example:**
+
+```pycon
+>>> import fitting
+>>> fitting.CELL_MODELS
+('pospischil-rs', 'pospischil-fs')
+>>> [fitting.cell_model(name).name for name in fitting.CELL_MODELS]
+['pospischil-rs', 'pospischil-fs']
+
+```
+"""
 
 
 def cell_model(name: str) -> CellModel:
@@ -141,7 +177,23 @@ def cell_model(name: str) -> CellModel:
     - `"pospischil-fs"`: the fast-spiking interneuron (`pospischil("FS")`), same
       parameters.
 
+    Bounds: conductances [mS/cm²], potentials and `v_t` [mV], `tau_max` [ms].
+
+    **Returns:** a [`fitting.CellModel`][].
+
     **Raises:** `ValueError` for an unknown name.
+
+    **Example:**
+
+    ```pycon
+    >>> import fitting
+    >>> model = fitting.cell_model("pospischil-rs")
+    >>> list(model.labels)
+    ['g_leak', 'e_leak', 'g_na', 'g_kd', 'g_m', 'v_t_na', 'v_t_k', 'e_k', 'tau_max']
+    >>> model.labels["v_t_na"], model.bounds["g_na"]        # one V_T for m and h
+    ('gates.m.v_t|gates.h.v_t', (5.0, 500.0))
+
+    ```
     """
     if name == "pospischil-rs":
         return _pospischil_model("RS")
@@ -175,7 +227,29 @@ def spike_widths(recording: hhjax.Recording, threshold: float = -20.0) -> np.nda
     """Time [ms] each recorded spike stays above `threshold` [mV] (linearly
     interpolated), over all sweeps — a sampling-robust stand-in for the half-width
     (regular-spiking pyramidal cells ≈ 1.5–2.5 ms at −20 mV, fast-spiking
-    interneurons < 1 ms)."""
+    interneurons < 1 ms).
+
+    **Arguments:** `recording`: an [`hhjax.Recording`][] (any current unit);
+    `threshold` [mV].
+
+    **Returns:** widths [ms], a float array `(n,)` over every sweep's spikes in
+    order (spikes still above threshold at the sweep's end, or wider than 10 ms,
+    are left out).
+
+    **Example** (a triangular 100-mV spike, 2 ms wide at its base):
+
+    ```pycon
+    >>> import numpy as np, hhjax, fitting
+    >>> t = np.arange(0.0, 20.0, 0.1)                                    # ms
+    >>> v = -70.0 + np.maximum(0.0, 100.0 * (1 - np.abs(t - 10.0)))      # mV
+    >>> rec = hhjax.Recording(t, v, i_pA=np.zeros_like(t))
+    >>> np.round(fitting.spike_widths(rec), 3).tolist()                  # at −20 mV
+    [1.0]
+    >>> np.round(fitting.spike_widths(rec, threshold=0.0), 3).tolist()
+    [0.6]
+
+    ```
+    """
     t = np.asarray(recording.t_ms, float)
     out = []
     for v in np.asarray(recording.v_mV, float):
@@ -257,6 +331,19 @@ class CellFit:
     - `result`: the [`fitting.FitResult`][] of the final stage; `passive_result`:
       that of the passive stage.
     - `settings`, `wall_time` [s], `status`, `warnings`.
+
+    **Methods:** `summary()` (a text table), `to_json()`, `plot()` (a matplotlib
+    `Figure`), `write(out)` (`fit.json` and `fit.png`); property `area_cm2` [cm²].
+
+    **Example** (needs a real-cell fit: minutes):
+
+    ```python
+    cf = fitting.fit_cell(hhjax.load_recording("cell.abf"), validate="5,10")
+    cf.values["g_na"], cf.stderr["g_na"]       # mS/cm²
+    cf.area_cm2, cf.values["capacitance_pF"]   # cm², pF
+    [r["gamma"] for r in cf.validation]        # Γ of each held-out sweep
+    print(cf.summary())
+    ```
     """
 
     model: hhjax.Membrane

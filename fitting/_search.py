@@ -36,6 +36,15 @@ class SearchResult:
     - `terms`: the best candidate's score terms (`spikes`, `rmse_mV`, per sweep).
     - `history`: best score after each generation.
     - `n_evaluated`: candidates simulated; `wall_time`: seconds.
+
+    **Example** (needs a search: tens of seconds; see [`fitting.search_cell`][]):
+
+    ```python
+    membrane, found = fitting.search_cell(model.membrane, rec, model.labels,
+                                          model.bounds, area_cm2=area)
+    found.values            # label → value, in the labels' units
+    found.score             # lower is better; found.history: per generation
+    ```
     """
 
     values: dict[str, float]
@@ -92,7 +101,26 @@ def cell_score(
     `(N, S, T)` for N candidates; `threshold` [mV]; `delta`, `exclude_ms` [ms].
 
     **Returns:** `(score (N,), terms)` with `terms["spikes"]` and
-    `terms["rmse_mV"]` of shape `(N, S)`.
+    `terms["rmse_mV"]` of shape `(N, S)` (float NumPy arrays). A candidate whose
+    trace is not finite on a sweep gets the worst terms there (3 and 1000 mV).
+
+    **Raises:** `ValueError` unless `v_model` is `(N, S, T)` with `v_data` `(S, T)`
+    and `t` `(T,)`.
+
+    **Example** (one sweep with three spikes; candidates: the same spikes 0.3 mV
+    off, and a silent trace):
+
+    ```pycon
+    >>> import numpy as np, fitting
+    >>> t = np.arange(0.0, 100.0, 0.1)                                    # ms
+    >>> spiking = np.any([(t >= s) & (t < s + 1.0) for s in (20, 50, 80)], axis=0)
+    >>> v_data = np.where(spiking, 20.0, -65.0)                           # mV, (T,)
+    >>> v_model = np.stack([v_data + 0.3, np.full_like(t, -64.0)])        # (N, T)
+    >>> score, terms = fitting.cell_score(t, v_data[None], v_model[:, None])
+    >>> np.round(score, 3).tolist(), np.round(terms["rmse_mV"], 2).tolist()
+    ([0.05, 2.167], [[0.3], [1.0]])
+
+    ```
     """
     t = np.asarray(t, float)
     vd = np.asarray(v_data, float)
@@ -178,7 +206,9 @@ def search_cell(
     scheme at `dt_ms`, each sweep from its resting state under the holding current),
     scores them with [`fitting.cell_score`][], and refits a Gaussian (per parameter,
     on `[0, 1]`-scaled bounds, logarithmic for positive bounds spanning a factor
-    ≥ 10) to the best `elite_fraction`; the elites carry over. The starting
+    ≥ 10) to the best `elite_fraction`; the elites carry over. After four
+    generations without improvement the Gaussian is re-inflated to its starting
+    width around the best candidate (a restart that keeps the elites). The starting
     Gaussian is centred on the membrane's own values with standard deviation
     `spread[label]` (in scaled units; default 0.15, i.e. about a factor 2 for a
     conductance bounded over two decades).
@@ -198,6 +228,18 @@ def search_cell(
     **Returns:** `(membrane with the best values, SearchResult)`.
 
     **Raises:** `ValueError` for a label without bounds or a bad size argument.
+
+    **Example** (a real-cell recording in pA; tens of seconds):
+
+    ```python
+    rec = hhjax.load_recording("cell.abf")
+    model = fitting.cell_model("pospischil-rs")
+    area = fitting.estimate_passive(rec).area_cm2()            # cm²
+    membrane, found = fitting.search_cell(model.membrane, rec, model.labels,
+                                          model.bounds, area_cm2=area,
+                                          time_budget_s=60.0)
+    found.values, found.score        # then a local fit starting from `membrane`
+    ```
     """
     t_wall = time.perf_counter()
     labels = dict(labels)
@@ -268,6 +310,7 @@ def search_cell(
     history = []
     best_terms = None
     n_eval = 0
+    stall, patience = 0, 4
     for g in range(int(generations)):
         score, terms = evaluate(u)
         n_eval += N
@@ -284,8 +327,14 @@ def search_cell(
             print(f"  search generation {g + 1}: best score {elite_s[0]:.3f}", flush=True)
         if time_budget_s is not None and time.perf_counter() - t_wall > time_budget_s:
             break
-        mean = 0.3 * mean + 0.7 * elite_u.mean(0)
-        std = np.maximum(0.3 * std + 0.7 * elite_u.std(0), 0.01)
+        stall = stall + 1 if len(history) > 1 and history[-1] > history[-2] - 1e-3 else 0
+        if stall >= patience:
+            # stagnated: re-inflate the search around the best so far (a restart
+            # that keeps the elites), instead of polishing one basin
+            mean, std, stall = elite_u[0].copy(), np.maximum(std, sigma), 0
+        else:
+            mean = 0.3 * mean + 0.7 * elite_u.mean(0)
+            std = np.maximum(0.3 * std + 0.7 * elite_u.std(0), 0.01)
         u = np.clip(mean + std * rng.standard_normal((N, d)), 0.0, 1.0)
         u[: elite_u.shape[0]] = elite_u  # re-simulated: keeps the array shapes fixed
         elite_u, elite_s = np.empty((0, d)), np.empty(0)
