@@ -183,3 +183,16 @@ def test_mkdocs_build_strict(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     html = (site / "api" / "simulation" / "index.html").read_text(encoding="utf-8")
     assert 'id="hhjax.simulate"' in html
+
+
+def test_readme_local_links_exist():
+    """Every relative link and image of the README points to a file of the repo (the
+    figure under the ten-line example is committed in docs/assets/)."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", readme)
+    local = [t for t in targets if not re.match(r"[a-z]+://", t)]
+    assert "docs/assets/readme_trace.png" in local
+    missing = [t for t in local if not (REPO / t).exists()]
+    assert not missing, missing
