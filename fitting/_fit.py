@@ -718,6 +718,7 @@ def fit(
     progress: bool | None = None,
     callback: Callable[[str, int, OptimizerState], None] | None = None,
     retry: bool | None = None,
+    devices: Sequence[Any] | None = None,
     _start_values: Sequence[Mapping[str, float]] | None = None,
 ) -> FitResult:
     """Fit model parameters to recorded voltage traces.
@@ -743,6 +744,12 @@ def fit(
       the initial guess; the others are drawn uniformly within ±`spread` (relative)
       around it, inside the bounds, from `key`.
     - `key`: a JAX PRNG key (required when `starts > 1`).
+    - `devices`: JAX devices (e.g. `jax.devices()`) to shard the starts over: the
+      starts' parameter vectors and optimiser states are laid out along a 1-D mesh
+      (`jax.sharding.NamedSharding`), so each device optimises its share of the
+      starts (the recording is replicated). `starts` must be a multiple of the
+      number of devices. Works unchanged from one CPU to many GPUs, and across hosts
+      after `jax.distributed.initialize()` with the global `jax.devices()`.
     - `init`: `"auto"` (teacher-forced regression for the conductances and reversal
       potentials of an `HHParams` fit, see [`fitting.teacher_forced_estimate`][]),
       `"teacher_forced"` or `"initial"` (start from `params` as given).
@@ -797,6 +804,17 @@ def fit(
     default_strategy = stages is None and loss is None and optimizer is None
     if _start_values is not None:
         starts = len(_start_values)
+    if devices is not None:
+        devices = list(devices)
+        n_dev = len(devices)
+        n_starts = len(_start_values) if _start_values is not None else starts
+        if n_dev == 0:
+            raise ValueError("`devices` must be a non-empty list of JAX devices or None.")
+        if n_starts % n_dev:
+            raise ValueError(
+                f"`starts` ({n_starts}) must be a multiple of the number of `devices` "
+                f"({n_dev}) to shard the starts over them."
+            )
     if starts > 1 and key is None and _start_values is None:
         raise ValueError("`key` (a jax.random.key) is required when `starts` > 1.")
     if not (0 <= spread < 1):
@@ -1007,6 +1025,16 @@ def fit(
     else:
         U = u0[None]
 
+    def place(u):
+        """The starts laid out over `devices` (one shard of starts per device)."""
+        if devices is None or len(devices) < 2:
+            return u
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        mesh = Mesh(np.asarray(devices), ("starts",))
+        return jax.device_put(u, NamedSharding(mesh, PartitionSpec("starts")))
+
+    U = place(U)
     u_first = U
     # ---- the stage loop
     if progress is None:
@@ -1019,7 +1047,7 @@ def fit(
         first_stage = int(resume_header["stage"])
         first_step = int(resume_header["step"])
         history = [tuple(h) for h in resume_header["history"]]
-        U = jnp.asarray(np.asarray(resume_header["u_start"]), dtype)
+        U = place(jnp.asarray(np.asarray(resume_header["u_start"]), dtype))
     status = "converged"
     stage_i = first_stage
     k = first_step

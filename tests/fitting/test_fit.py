@@ -639,3 +639,46 @@ def test_a_fit_above_the_noise_warns(recording):
     assert res.noise_sigma > 1.3 * res.data_noise_sigma + 0.1
     assert any("local minimum" in w for w in res.warnings)
     assert "retry" not in res.settings  # not the default strategy
+
+
+SHARDED_FIT = r"""
+import jax
+jax.config.update("jax_enable_x64", True)
+import numpy as np, hhjax, fitting
+assert len(jax.devices()) == 2
+rec = fitting.synthetic_recording(hhjax.HHParams(g_na=110.0, g_k=40.0), [10.0], t_end=20.0,
+                                  t_on=5.0, t_off=15.0, noise_sigma=0.5)
+kw = dict(stages=[fitting.Stage(fitting.LevenbergMarquardt(steps=3), fitting.TraceLoss())],
+          starts=2, key=jax.random.key(0), init="initial", uncertainty=False, retry=False,
+          progress=False)
+a = fitting.fit(hhjax.HHParams(), rec, ["g_na", "g_k"], **kw)
+seen = []
+b = fitting.fit(hhjax.HHParams(), rec, ["g_na", "g_k"], devices=jax.devices(),
+                callback=lambda name, k, st: seen.append(len(st.best_u.sharding.device_set)), **kw)
+assert seen and set(seen) == {2}, seen  # the starts' state lives on both devices
+np.testing.assert_allclose([s["loss"] for s in a.starts], [s["loss"] for s in b.starts], rtol=1e-6)
+try:
+    fitting.fit(hhjax.HHParams(), rec, ["g_na", "g_k"], devices=jax.devices(), **{**kw, "starts": 3})
+    raise SystemExit("no error for 3 starts on 2 devices")
+except ValueError as e:
+    assert "multiple of the number of `devices`" in str(e)
+print("sharded fit ok")
+"""
+
+
+def test_multi_start_fit_sharded_over_two_cpu_devices():
+    """`fit(starts=2, devices=jax.devices())` on 2 forced host devices: the starts'
+    optimiser state is sharded over both, the losses equal the unsharded fit's (a
+    subprocess: the device count is fixed at JAX start-up)."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    root = pathlib.Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", SHARDED_FIT], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sharded fit ok" in proc.stdout
