@@ -699,11 +699,17 @@ def fit_cell(
                 **(dict(search) if isinstance(search, Mapping) else {})}
         spread = {k: 0.05 for k in cm.passive}
         spread.update(opts.pop("spread", {}))
+        if fit_area:
+            spread.setdefault("area_cm2", 0.05)
         mb, search_res = search_cell(
             mb, rec_fit, {k: v for k, v in cm.labels.items() if k in cm.bounds},
             {k: cm.bounds[k] for k in cm.labels if k in cm.bounds}, area_cm2=area1,
+            area_bounds=(area1 / 4.0, area1 * 4.0) if fit_area else None,
             threshold=threshold_mV, spread=spread, progress=bool(progress), **opts,
         )
+        area1 = float(search_res.values.get("area_cm2", area1))
+        if fit_area:  # (inside the local fit's bounds)
+            area1 = float(np.clip(area1, bounds["area_cm2"][0] * 1.01, bounds["area_cm2"][1] * 0.99))
     max_spikes = 8
     for v in np.asarray(rec_fit.v_mV, float):
         max_spikes = max(max_spikes, _spike_times(np.asarray(rec_fit.t_ms), v, threshold_mV).size)

@@ -189,6 +189,7 @@ def search_cell(
     bounds: Mapping[str, tuple[float, float]],
     *,
     area_cm2: float,
+    area_bounds: tuple[float, float] | None = None,
     spread: Mapping[str, float] | None = None,
     population: int = 256,
     generations: int = 12,
@@ -220,6 +221,8 @@ def search_cell(
     - `labels`: label → parameter path (`"a.x|b.y"` ties fields) of the searched
       parameters; `bounds`: label → `(lower, upper)` in the parameter's unit.
     - `area_cm2`: membrane area [cm²] converting the current to density.
+    - `area_bounds`: `(lower, upper)` [cm²] to search the area too (label
+      `"area_cm2"` in `spread` and in the result's `values`); default: fixed.
     - `population`, `generations`, `elite_fraction`: the search's size.
     - `time_budget_s`: stop after the generation that exceeds it (None: no limit).
     - `threshold` [mV], `dt_ms` [ms] (the sample spacing must be a whole number of
@@ -253,9 +256,20 @@ def search_cell(
     if not 0 < elite_fraction < 1:
         raise ValueError(f"`elite_fraction` must be in (0, 1), got {elite_fraction!r}.")
     names = list(labels)
+    bounds = dict(bounds)
+    if area_bounds is not None:
+        lo, hi = (float(x) for x in area_bounds)
+        if not (0 < lo < area_cm2 < hi):
+            raise ValueError(
+                f"`area_bounds` must satisfy 0 < lower < area_cm2 < upper [cm²], got "
+                f"{area_bounds} with area_cm2={area_cm2}."
+            )
+        names.append("area_cm2")
+        bounds["area_cm2"] = (lo, hi)
     d = len(names)
     maps = _unit_maps(bounds, names)
-    x0 = np.array([float(np.asarray(get_parameter(membrane, labels[k]))) for k in names])
+    x0 = np.array([float(area_cm2) if k == "area_cm2" else
+                   float(np.asarray(get_parameter(membrane, labels[k]))) for k in names])
     u0 = np.clip([m[0](x) for m, x in zip(maps, x0)], 0.0, 1.0)
     spread = dict(spread or {})
     sigma = np.array([float(spread.get(k, 0.15)) for k in names])
@@ -267,20 +281,25 @@ def search_cell(
     vd = np.asarray(recording.v_mV, float)
     S = vd.shape[0]
     dtype = membrane.dtype
-    stim = recording.stimulus(area_cm2, dtype=dtype)
-    i0 = jnp.asarray(recording.current_density(area_cm2)[:, 0], dtype)  # (S,)
+    i0_ref = jnp.asarray(recording.current_density(area_cm2)[:, 0], dtype)  # (S,)
     N = int(population)
-    stim_b = jax.tree_util.tree_map(
-        lambda a: jnp.broadcast_to(a, (N,) + a.shape) if eqx.is_array(a) else a, stim
-    )
+    # the stimulus of every candidate (its own area when the area is searched)
+    stim_of_areas = jax.jit(jax.vmap(lambda a: recording.stimulus(a, dtype=dtype)))
 
     @eqx.filter_jit
     def rest(mb, i):
         one = lambda m, ii: hhjax.resting_state(m, ii, throw=False)  # noqa: E731
-        return eqx.filter_vmap(eqx.filter_vmap(one, in_axes=(None, 0)), in_axes=(0, None))(mb, i)
+        return eqx.filter_vmap(eqx.filter_vmap(one, in_axes=(None, 0)))(mb, i)
+
+    def areas(u):
+        if "area_cm2" not in names:
+            return np.full(N, float(area_cm2))
+        j = names.index("area_cm2")
+        return np.asarray(maps[j][1](u[:, j]), float)
 
     def build(u):
-        vals = {labels[k]: jnp.asarray(maps[j][1](u[:, j]), dtype) for j, k in enumerate(names)}
+        vals = {labels[k]: jnp.asarray(maps[j][1](u[:, j]), dtype)
+                for j, k in enumerate(names) if k != "area_cm2"}
         mb = set_parameters(membrane, vals)
         # every array field of shape (N,)
         return jax.tree_util.tree_map(
@@ -289,6 +308,9 @@ def search_cell(
 
     def evaluate(u):
         mb = build(u)
+        a = jnp.asarray(areas(u), dtype)
+        stim_b = stim_of_areas(a)  # leaves (N, S, ...)
+        i0 = i0_ref[None, :] * (area_cm2 / a)[:, None]  # (N, S) µA/cm²
         y0 = rest(mb, i0)  # (N, S) fields
         mb2 = jax.tree_util.tree_map(
             lambda a: jnp.broadcast_to(a[:, None], (N, S)) if eqx.is_array(a) else a, mb
@@ -340,7 +362,8 @@ def search_cell(
         elite_u, elite_s = np.empty((0, d)), np.empty(0)
     best = elite_u[0] if elite_u.size else u[0]
     values = {k: float(maps[j][1](best[j])) for j, k in enumerate(names)}
-    mb = set_parameters(membrane, {labels[k]: jnp.asarray(v, dtype) for k, v in values.items()})
+    mb = set_parameters(membrane, {labels[k]: jnp.asarray(v, dtype) for k, v in values.items()
+                                   if k != "area_cm2"})
     return mb, SearchResult(
         values=values,
         score=float(history[-1]),

@@ -92,3 +92,18 @@ def test_search_cell_moves_a_wrong_start_towards_the_truth():
         fitting.search_cell(start, rec, labels, {"g_kd": (0.5, 50.0)}, area_cm2=2e-4)
     with pytest.raises(ValueError, match="population"):
         fitting.search_cell(start, rec, labels, bounds, area_cm2=2e-4, population=4)
+
+
+def test_search_cell_searches_the_area():
+    """With `area_bounds` the area is a searched dimension (the current density of
+    each candidate follows its own area): from 1.5x the true area it moves back."""
+    truth = hhjax.pospischil("RS", g_na=60.0, g_kd=6.0, v_t=-58.0)
+    rec = _synthetic(truth, [-100.0, 250.0])
+    mb, sr = fitting.search_cell(truth, rec, {}, {}, area_cm2=3e-4, area_bounds=(1e-4, 6e-4),
+                                 spread={"area_cm2": 0.2}, population=16, generations=4,
+                                 time_budget_s=None, seed=0)
+    assert set(sr.values) == {"area_cm2"}
+    assert abs(sr.values["area_cm2"] - 2e-4) < 0.5 * abs(3e-4 - 2e-4)
+    assert sr.history[-1] < sr.history[0]
+    with pytest.raises(ValueError, match="area_bounds"):
+        fitting.search_cell(truth, rec, {}, {}, area_cm2=3e-4, area_bounds=(4e-4, 6e-4))
