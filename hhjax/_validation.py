@@ -233,8 +233,8 @@ def validation_metrics(
     `subthreshold_rmse_mV`, `gamma` (Γ with ±`delta` ms) (Python floats, NaN where
     undefined), `window_ms` (`[start, end]`).
 
-    **Raises:** `IndexError` (NumPy's) when `v_data` or `v_model` is not as long as
-    `t`; `ValueError` for `delta <= 0` (from [`hhjax.coincidence_factor`][]).
+    **Raises:** `ValueError` when `t`, `v_data`, `v_model` are not 1-D arrays of one
+    length, or for `delta <= 0` (from [`hhjax.coincidence_factor`][]).
 
     **Example** (hand-made traces: three data spikes, two model spikes):
 
@@ -256,6 +256,13 @@ def validation_metrics(
     ```
     """
     t = np.asarray(t, float)
+    shapes = (t.shape, np.shape(v_data), np.shape(v_model))
+    if t.ndim != 1 or t.size == 0 or shapes[1] != t.shape or shapes[2] != t.shape:
+        raise ValueError(
+            f"`t`, `v_data`, `v_model` must be 1-D arrays of one length (one sweep; "
+            f"loop or vectorise over sweeps), got shapes {shapes[0]}, {shapes[1]}, "
+            f"{shapes[2]}."
+        )
     lo, hi = (float(t[0]), float(t[-1])) if window is None else map(float, window)
     sel = (t >= lo) & (t <= hi)
     ts, vd, vm = t[sel], np.asarray(v_data, float)[sel], np.asarray(v_model, float)[sel]

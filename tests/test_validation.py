@@ -75,3 +75,11 @@ def test_validation_metrics_on_simulated_traces():
     assert m["n_spikes_model"] == 7 and m["spike_count_error"] == pytest.approx(1 / 6)
     assert m["gamma"] < 0.5 and m["subthreshold_rmse_mV"] > 0
     assert np.isfinite(m["first_spike_latency_error_ms"])
+
+
+def test_validation_metrics_rejects_mismatched_traces():
+    t = np.arange(0.0, 10.0, 0.1)
+    v = np.full(t.shape, -65.0)
+    for vd, vm in ((v[:-1], v), (v, v[:50]), (np.stack([v, v]), np.stack([v, v]))):
+        with pytest.raises(ValueError, match="1-D arrays of one length"):
+            hhjax.validation_metrics(t, vd, vm)
