@@ -732,7 +732,7 @@ def fit_cell(
     # keep the better of the search's best and the local fit, judged on the fitted
     # sweeps by the search's score (the local fit minimises a smooth surrogate; it
     # can trade a spike for sub-threshold error)
-    search_info = None
+    search_info, vm_fit = None, None
     if search_res is not None:
         t_fit = np.asarray(rec_fit.t_ms, float)
         vd_fit = np.asarray(rec_fit.v_mV, float)
@@ -743,11 +743,14 @@ def fit_cell(
                     for k in res.values},
             stderr={k: math.nan for k in res.values},
         )
-        scores = {}
+        scores, v_fit = {}, {}
         for key, r_ in (("search", res_search), ("local", res)):
-            vm_ = predict(r_, rec_fit, simulator=sim, area_cm2=float(r_.values.get("area_cm2", area1)))
-            scores[key] = float(cell_score(t_fit, vd_fit, vm_[None], threshold=threshold_mV)[0][0])
+            v_fit[key] = predict(r_, rec_fit, simulator=sim,
+                                 area_cm2=float(r_.values.get("area_cm2", area1)))
+            scores[key] = float(cell_score(t_fit, vd_fit, v_fit[key][None],
+                                           threshold=threshold_mV)[0][0])
         kept = "local" if scores["local"] <= scores["search"] else "search"
+        vm_fit = v_fit[kept]  # the kept model's fitted sweeps (validated below)
         if kept == "search":
             res = res_search
             warnings.append(
@@ -785,7 +788,10 @@ def fit_cell(
     for kind, r_, idx in (("fit", rec_fit, fit_idx), ("val", rec_val, val_idx)):
         if r_ is None:
             continue
-        vm = predict(res, r_, simulator=sim, area_cm2=area)
+        if kind == "fit" and vm_fit is not None:
+            vm = vm_fit
+        else:
+            vm = predict(res, r_, simulator=sim, area_cm2=area)
         vd = np.asarray(r_.v_mV, float)
         for k, s in enumerate(idx):
             m = hhjax.validation_metrics(t, vd[k], vm[k], threshold=threshold_mV, t_onset=onset)

@@ -291,6 +291,9 @@ def search_cell(
         one = lambda m, ii: hhjax.resting_state(m, ii, throw=False)  # noqa: E731
         return eqx.filter_vmap(eqx.filter_vmap(one, in_axes=(None, 0)))(mb, i)
 
+    fixed_stim = (None if "area_cm2" in names
+                  else stim_of_areas(jnp.full((N,), area_cm2, dtype)))
+
     def areas(u):
         if "area_cm2" not in names:
             return np.full(N, float(area_cm2))
@@ -309,7 +312,8 @@ def search_cell(
     def evaluate(u):
         mb = build(u)
         a = jnp.asarray(areas(u), dtype)
-        stim_b = stim_of_areas(a)  # leaves (N, S, ...)
+        # leaves (N, S, ...); built once when the area is not searched
+        stim_b = stim_of_areas(a) if fixed_stim is None else fixed_stim
         i0 = i0_ref[None, :] * (area_cm2 / a)[:, None]  # (N, S) µA/cm²
         y0 = rest(mb, i0)  # (N, S) fields
         mb2 = jax.tree_util.tree_map(

@@ -289,28 +289,32 @@ def resting_state(
 
     ```
     """
+    args = _rest_arguments(params, i_hold, v_guess, rtol, atol)
+    state, _ = _resting_state(params, *args, int(max_steps), bool(throw))
+    return state
+
+
+def _rest_arguments(params, i_hold, v_guess=None, rtol=None, atol=None):
+    """`(i_hold, v0, rtol, atol)` of the Newton solve, with the defaults of
+    `resting_state` (start at `e_leak` / the membrane's leak reversal; tolerance
+    1e-10 in float64, 1e-5 in float32)."""
     dtype = params.dtype
     if v_guess is None:
         v_guess = params.default_v_guess() if isinstance(params, Membrane) else params.e_leak
-    v0 = jnp.asarray(v_guess, dtype=dtype)
     tol = 1e-10 if dtype == jnp.float64 else 1e-5
-    rtol = tol if rtol is None else float(rtol)
-    atol = tol if atol is None else float(atol)
-    i_hold = jnp.asarray(i_hold, dtype=dtype)
-    state, _ = _resting_state(params, i_hold, v0, rtol, atol, int(max_steps), bool(throw))
-    return state
+    return (
+        jnp.asarray(i_hold, dtype=dtype),
+        jnp.asarray(v_guess, dtype=dtype),
+        tol if rtol is None else float(rtol),
+        tol if atol is None else float(atol),
+    )
 
 
 def resting_state_checked(params: HHParams | Membrane, i_hold: ArrayLike = 0.0):
     """`(state, converged)`: [`hhjax.resting_state`][] with the default start and
     tolerances that never raises; `converged` is a boolean array (False when Newton
     failed or the state is non-finite, e.g. for NaN parameters)."""
-    dtype = params.dtype
-    v_guess = params.default_v_guess() if isinstance(params, Membrane) else params.e_leak
-    tol = 1e-10 if dtype == jnp.float64 else 1e-5
-    return _resting_state(
-        params, jnp.asarray(i_hold, dtype), jnp.asarray(v_guess, dtype), tol, tol, 256, False
-    )
+    return _resting_state(params, *_rest_arguments(params, i_hold), 256, False)
 
 
 def _rest_residual(v, args):
