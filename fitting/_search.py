@@ -253,6 +253,8 @@ def search_cell(
         raise ValueError(f"`population` must be an integer ≥ 8, got {population!r}.")
     if int(generations) != generations or generations < 1:
         raise ValueError(f"`generations` must be a positive integer, got {generations!r}.")
+    if not (math.isfinite(dt_ms) and dt_ms > 0):
+        raise ValueError(f"`dt_ms` must be > 0 (ms), got {dt_ms!r}.")
     if not 0 < elite_fraction < 1:
         raise ValueError(f"`elite_fraction` must be in (0, 1), got {elite_fraction!r}.")
     names = list(labels)

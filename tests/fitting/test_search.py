@@ -92,6 +92,8 @@ def test_search_cell_moves_a_wrong_start_towards_the_truth():
         fitting.search_cell(start, rec, labels, {"g_kd": (0.5, 50.0)}, area_cm2=2e-4)
     with pytest.raises(ValueError, match="population"):
         fitting.search_cell(start, rec, labels, bounds, area_cm2=2e-4, population=4)
+    with pytest.raises(ValueError, match="dt_ms"):
+        fitting.search_cell(start, rec, labels, bounds, area_cm2=2e-4, dt_ms=0.0)
 
 
 def test_search_cell_searches_the_area():
