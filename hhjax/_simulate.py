@@ -247,6 +247,14 @@ def _concrete_float(name: str, value: Any) -> float:
     return float(np.asarray(value))
 
 
+def _scalar(x, dtype) -> Array:
+    """`x` as a `dtype` array; Python/NumPy numbers are converted by NumPy (an eager
+    `jnp` conversion would cost a small XLA compile on the first call)."""
+    if isinstance(x, (int, float, np.number, np.ndarray)):
+        return jax.device_put(np.asarray(x, dtype=np.dtype(dtype)))
+    return jnp.asarray(x, dtype)
+
+
 def _make_ts(t0, t_end, save_every, ts, dtype):
     if ts is not None and save_every is not None:
         raise ValueError("Pass at most one of `ts` and `save_every`.")
@@ -278,7 +286,9 @@ def _make_ts(t0, t_end, save_every, ts, dtype):
     t0f = _concrete_float("t0", t0)
     t1f = _concrete_float("t_end", t_end)
     n = int(math.floor((t1f - t0f) / se * (1 + 1e-12) + 1e-9)) + 1
-    return t0f + se * jnp.arange(n, dtype=dtype)
+    # built in NumPy: an eager jnp expression costs a small XLA compile per op on the
+    # first call (part of `simulate`'s compile time)
+    return jax.device_put((t0f + se * np.arange(n, dtype=np.float64)).astype(np.dtype(dtype)))
 
 
 def finite_rms_norm(x) -> Array:
@@ -692,7 +702,11 @@ def simulate(
     if dt0f is not None and not (math.isfinite(dt0f) and dt0f > 0):
         raise ValueError(f"`dt0` must be > 0 ms, got {dt0!r}.")
     fixed_grid_n = None
-    n_jumps = 0 if stimulus is None else int(stimulus.jump_times.shape[0])
+    n_jumps = (
+        0
+        if stimulus is None
+        else int(jax.eval_shape(lambda s: s.jump_times, stimulus).shape[0])
+    )
     if isinstance(stepsize_controller, diffrax.ConstantStepSize) and n_jumps > 0:
         if dt0f is None:
             raise ValueError(
@@ -738,19 +752,22 @@ def simulate(
         params,
         stimulus,
         y0,
-        jnp.asarray(t0, dtype),
-        jnp.asarray(t_end, dtype),
+        _scalar(t0, dtype),
+        _scalar(t_end, dtype),
         ts_arr,
         solver,
         stepsize_controller,
-        jnp.asarray(dt0, dtype),
+        _scalar(dt0, dtype),
         int(max_steps),
         adjoint,
         fixed_grid_n,
     )
     if throw:
         if is_concrete(res.result._value):
-            if not bool(res.successful):
+            # NumPy comparison: no eager XLA compile on the first call
+            if int(np.asarray(res.result._value)) != int(
+                np.asarray(RESULTS.successful._value)
+            ):
                 msg = RESULTS[res.result]
                 raise SimulationError(
                     f"hhjax.simulate failed: {msg} (steps taken: "
