@@ -95,7 +95,7 @@ def build(kind, mode, scheme):
     if kind == "pop":
         def traces(x):
             return hhjax.simulate_population(params(x), stims, T_END, dt=DT, save_every=SAVE,
-                                             stimulus_batched=True, scheme=scheme, throw=False).v
+                                             stimulus_batched=True, scheme=scheme, throw=False, save="v").v
     else:
         def traces(x, adjoint=None):
             kw = {} if adjoint is None else dict(adjoint=adjoint)

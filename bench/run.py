@@ -504,7 +504,8 @@ def bench_batched(rows, args, p, stim, y0):
             yb = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), rest)
 
             def run(pb=pb, st=st, yb=yb):
-                return hhjax.simulate_population(pb, st, T_END, dt=dt, save_every=save_every, y0=yb).v.block_until_ready()
+                return hhjax.simulate_population(pb, st, T_END, dt=dt, save_every=save_every, y0=yb,
+                                                 save="v").v.block_until_ready()
 
             t = time.perf_counter()
             vj = run()
@@ -515,7 +516,7 @@ def bench_batched(rows, args, p, stim, y0):
             diff = float(np.max(np.abs(np.asarray(vj, float) - res[peer][1]))) if peer in res else None
             rows.add(B, f"hhjax simulate_population {name}", N, "neuron_steps_per_s", N * n_steps / wall, "1/s",
                      peer=f"c_kernel {name}" if peer in res else None, ratio=ratio,
-                     note="fused fixed-step exponential Euler, dt=0.01, save_every=1.0, default threads "
+                     note="fused fixed-step exponential Euler, dt=0.01, save_every=1.0, save='v' (v only, as the C kernel), default threads "
                           f"({hhjax._fast._default_threads()}: the population split over the cores, as the C kernel's "
                           "OpenMP); ratio = hhjax throughput / C-kernel throughput",
                      wall_s=wall, first_call_s=first, max_abs_diff_vs_c_mV=diff)
@@ -896,7 +897,7 @@ def bench_grad6(rows, args, p, stim, v_ref):
         return jnp.mean((hhjax.simulate(params(x), stim, t_end=T_END, save_every=0.1, **kw).v - target) ** 2)
 
     def loss_pop(x):
-        return jnp.mean((hhjax.simulate_population(params(x), stim, T_END, save_every=0.1).v - target) ** 2)
+        return jnp.mean((hhjax.simulate_population(params(x), stim, T_END, save_every=0.1, save="v").v - target) ** 2)
 
     def pop_fwd_vg(x):
         # value and gradient in one forward-mode pass: 6 tangents carried with the state

@@ -323,7 +323,7 @@ def search_cell(
         )
         res = hhjax.simulate_population(
             mb2, stim_b, float(t[-1]), t0=float(t[0]), dt=dt_sim, save_every=rec_dt,
-            y0=y0, stimulus_batched=True, scheme="staggered", throw=False,
+            y0=y0, stimulus_batched=True, scheme="staggered", throw=False, save="v",
         )
         v = np.asarray(res.v)
         return cell_score(t, vd, v[..., : t.size], threshold=threshold)

@@ -57,6 +57,45 @@ def test_batched_chunked_and_membrane_paths_agree():
     np.testing.assert_allclose(rs.v, whole.v, atol=1e-12)
 
 
+@pytest.mark.parametrize("scheme", ["exponential_euler", "staggered"])
+@pytest.mark.parametrize("save_every", [None, 0.05, 0.5])
+def test_saving_only_v_gives_the_same_voltage_and_final_state(scheme, save_every):
+    g = jnp.linspace(100.0, 140.0, 5)
+    kw = dict(save_every=save_every, scheme=scheme, chunk_size=2, threads=1)
+    for model in (hhjax.HHParams(g_na=g),
+                  jax.vmap(lambda x: hhjax.Membrane.hodgkin_huxley(hhjax.HHParams(g_na=x)))(g)):
+        full = hhjax.simulate_population(model, STIM, 20.0, **kw)
+        only = hhjax.simulate_population(model, STIM, 20.0, save="v", **kw)
+        n_t = 2001 if save_every is None else int(round(20.0 / save_every)) + 1
+        assert only.v.shape == full.v.shape == (5, n_t)
+        np.testing.assert_array_equal(only.v, full.v)
+        np.testing.assert_array_equal(only.t, full.t)
+        for a, b in zip(jax.tree_util.tree_leaves(only.final), jax.tree_util.tree_leaves(full.final)):
+            np.testing.assert_array_equal(a, b)
+        # the final state is the last saved one
+        np.testing.assert_array_equal(full.final.v, full.v[:, -1])
+        np.testing.assert_array_equal(only.ok, full.ok)
+        if isinstance(model, hhjax.HHParams):
+            assert only.state.m is None and only.state.h is None and only.state.n is None
+            np.testing.assert_array_equal(full.final.n, full.state.n[:, -1])
+        else:
+            assert only.state.gates == {}
+    # a NaN neuron is flagged without its gates being saved
+    y0 = hhjax.steady_state(hhjax.HHParams(), -65.0)
+    y0 = eqx.tree_at(lambda y: y.n, y0, jnp.array([float(y0.n), jnp.nan]))
+    bad = hhjax.simulate_population(hhjax.HHParams(g_na=jnp.array([120.0, 120.0])), STIM, 5.0,
+                                    save="v", throw=False, y0=y0)
+    assert bad.ok.tolist() == [True, False]
+
+
+def test_gradient_with_only_v_saved_matches_the_full_save():
+    def loss(g_k, save):
+        r = hhjax.simulate_population(hhjax.HHParams(g_k=g_k), STIM, 20.0, save_every=0.5, save=save)
+        return jnp.mean(r.v**2)
+
+    np.testing.assert_allclose(jax.grad(loss)(36.0, "v"), jax.grad(loss)(36.0, "state"), rtol=1e-12)
+
+
 def test_gradient_matches_finite_differences():
     def loss(g_k):
         r = hhjax.simulate_population(hhjax.HHParams(g_k=g_k), STIM, 20.0, save_every=0.5)
@@ -146,6 +185,7 @@ def test_staggered_scheme_is_second_order_and_consistent():
         (dict(t_end=50.0, chunk_size=0), "chunk_size"),
         (dict(t_end=50.0, scheme="rk4"), "scheme"),
         (dict(t_end=50.0, threads=0), "threads"),
+        (dict(t_end=50.0, save="gates"), "`save` must be one of"),
     ],
 )
 def test_errors(kw, match):
