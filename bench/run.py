@@ -262,6 +262,36 @@ def machine_meta(args):
 # benchmarks
 
 
+_FRESH_COMPILE = """
+import time, jax
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp, hhjax
+jnp.zeros(1).block_until_ready()  # the backend is up
+p = hhjax.HHParams()
+stim = hhjax.StepCurrent(amplitude=%r, t_on=%r, t_off=%r)
+t = time.perf_counter(); hhjax.simulate(p, stim, t_end=%r).v.block_until_ready()
+first = time.perf_counter() - t
+t = time.perf_counter(); hhjax.simulate(p, stim, t_end=%r).v.block_until_ready()
+print(first - (time.perf_counter() - t))
+"""
+
+
+def fresh_process_compile(runs):
+    """`{"median", "runs"}`: compile time of the default `hhjax.simulate` in fresh
+    interpreters, or None if the subprocess fails."""
+    import subprocess
+
+    code = _FRESH_COMPILE % (AMP, T_ON, T_OFF, T_END, T_END)
+    out = []
+    for _ in range(runs):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"!! fresh-process compile timing failed: {r.stderr[-400:]}", file=sys.stderr)
+            return None
+        out.append(float(r.stdout.strip().splitlines()[-1]))
+    return {"median": float(np.median(out)), "runs": out}
+
+
 def hhjax_methods(quick):
     pid = lambda: diffrax.PIDController(rtol=1e-6, atol=1e-6)  # noqa: E731
     slow = ("Kvaerno5", "dt=0.001")  # left out of --quick (slowest to compile / run)
@@ -354,6 +384,17 @@ def bench_single(rows, args, p, stim, y0, ref_dense, ref_spikes, t_grid, v_ref):
         progress(f"{label}: compile {compile_s:.2f} s, {wall * 1e3:.1f} ms")
         results.append((label, dict(_res=res, compile=compile_s, first=first, wall=wall,
                                     wall_jit=wall_jit)))
+
+    # compile time as a user meets it: a fresh interpreter with only hhjax imported
+    # (this process holds the peers and many compiled programs, which slows tracing)
+    fresh = fresh_process_compile(1 if args.smoke else (3 if args.quick else 5))
+    if fresh is not None:
+        progress(f"hhjax default (Tsit5, PID 1e-6): compile in a fresh process {fresh['median']:.2f} s "
+                 f"(runs {', '.join(f'{x:.2f}' for x in fresh['runs'])})")
+        rows.add(B, "hhjax default (Tsit5, PID 1e-6)", 1, "compile_s_fresh_process", fresh["median"], "s",
+                 note="median over fresh interpreters (import jax, hhjax; x64; JAX backend started) of "
+                      "the first hhjax.simulate call minus the second (= tracing + XLA compilation)",
+                 runs=fresh["runs"])
 
     # accuracy metrics after all timings (no jax.clear_caches() in between, so the
     # spike-detection helpers compile once)
@@ -981,7 +1022,12 @@ def targets_table(rows):
         add("memory of that value-and-grad <= 2 GB", f"peak RSS <= {worst['value']:.0f} MB over all rows "
             f"({worst['impl']}; process incl. JAX runtime)", worst["value"] <= 2048)
     c = find("single_trace_100ms", lambda r: r["impl"].startswith("hhjax default"), "compile_s")
-    if c:
+    cf = find("single_trace_100ms", lambda r: r["impl"].startswith("hhjax default"), "compile_s_fresh_process")
+    if cf:
+        extra = f" (in this process after jax.clear_caches(): {c[0]['value']:.2f} s)" if c else ""
+        add("compile time of hhjax.simulate (default solver) <= 2 s",
+            f"{cf[0]['value']:.2f} s in a fresh process{extra}", cf[0]["value"] <= 2)
+    elif c:
         add("compile time of hhjax.simulate (default solver) <= 2 s", f"{c[0]['value']:.2f} s", c[0]["value"] <= 2)
     return "\n".join(lines) + "\n"
 
