@@ -66,7 +66,7 @@ def run_cell(name: str, data_dir: pathlib.Path, out: pathlib.Path, quick: bool) 
     t = time.perf_counter()
     cf = fitting.fit_cell(
         rec, "auto", sweeps=fit_sweeps, validate=val_sweeps, window_ms=window,
-        steps=8 if quick else 20, progress=False,
+        steps=8 if quick else 12, progress=False,
         search={"generations": 3} if quick else True,
     )
     wall = time.perf_counter() - t

@@ -312,7 +312,7 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
             window_ms=window,
             threshold_mV=-20.0 if args.threshold is None else args.threshold,
             capacitance_pF=args.capacitance_pF, area_cm2=args.area_cm2,
-            steps=args.steps if args.steps is not None else 20,
+            steps=args.steps if args.steps is not None else 12,
             search=(False if args.search_generations == 0 else
                     {"generations": args.search_generations,
                      "time_budget_s": args.search_budget}),
@@ -455,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="last time to use [ms] (default: the recording's end for hh, "
                           "a window around the current steps for cell models)")
     fit.add_argument("--steps", type=int, default=None, metavar="N",
-                     help="Levenberg–Marquardt steps per stage (default 30 for hh, 20 "
+                     help="Levenberg–Marquardt steps per stage (default 30 for hh, 12 "
                           "for the active stage of a cell model)")
     fit.add_argument("--search-generations", type=int, default=30, metavar="N",
                      help="cell models: generations of the global search (256 candidate "
