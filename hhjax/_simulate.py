@@ -19,7 +19,6 @@ from ._model import (
     hh_vector_field,
     ionic_currents,
     model_derivatives,
-    resting_state,
     resting_state_checked,
 )
 from ._params import HHParams, is_concrete
