@@ -285,20 +285,14 @@ SCHEMES = ("exponential_euler", "staggered")
 SAVE_CHOICES = ("state", "v")
 
 
-def _finite(tree) -> Array:
-    """Per neuron: every saved value finite (fields of shape `batch + (T,)`)."""
-    ok = None
-    for leaf in jax.tree_util.tree_leaves(tree):
-        f = jnp.all(jnp.isfinite(leaf), axis=-1)
-        ok = f if ok is None else ok & f
-    return ok
-
-
-def _finite_now(tree) -> Array:
-    """Per neuron: every field of a state (fields of shape `batch`) finite."""
+def _finite(tree, over_time: bool = True) -> Array:
+    """Per neuron: every value of `tree` finite — its fields of shape `batch + (T,)`
+    (saved samples; `over_time`) or of shape `batch` (a state)."""
     ok = None
     for leaf in jax.tree_util.tree_leaves(tree):
         f = jnp.isfinite(leaf)
+        if over_time:
+            f = jnp.all(f, axis=-1)
         ok = f if ok is None else ok & f
     return ok
 
@@ -373,9 +367,7 @@ def _loop(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched
         y = advance(y, k)
         return (y[0] if staggered else y), None
 
-    def steps(y, ks):
-        if ks.shape[0] == 0:
-            return y
+    def steps(y, ks):  # (only for samples of two or more steps: ks is never empty)
         y, _ = jax.lax.scan(inner, y, ks, unroll=min(unroll, ks.shape[0]))
         return y
 
@@ -453,7 +445,7 @@ def _run(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched,
         states = jax.tree_util.tree_map(merge, states)
         final = jax.tree_util.tree_map(merge, final)
     t = t0 + dt * stride * jnp.arange(n_saves, dtype=dtype)
-    return PopulationResult(t=t, state=states, final=final, ok=_finite(states) & _finite_now(final))
+    return PopulationResult(t=t, state=states, final=final, ok=_finite(states) & _finite(final, over_time=False))
 
 
 def _flatten_padded(model, stimulus, y0, batch, n_pad, stimulus_batched):

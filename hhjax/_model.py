@@ -332,8 +332,8 @@ def _resting_state(params, i_hold, v0, rtol, atol, max_steps, throw):
     A scalar Newton iteration in a `while_loop` on parameters held constant, then one
     more Newton step on the live parameters: at the root that step's derivative is
     the implicit-function-theorem one, `dv/dθ = -(∂f/∂θ)/(∂f/∂v)`, for forward and
-    reverse mode. (Written out rather than `optimistix.root_find`, whose tracing and
-    compiling made up a fifth of `simulate`'s compile time.)"""
+    reverse mode. (Written out rather than `optimistix.root_find`: it traces in
+    0.05–0.1 s instead of 0.3 s, for about the same XLA compile time.)"""
     dynamic, static = eqx.partition(params, eqx.is_array)
     fixed = eqx.combine(jax.lax.stop_gradient(dynamic), static)
     i_fixed = jax.lax.stop_gradient(i_hold)
@@ -341,10 +341,12 @@ def _resting_state(params, i_hold, v0, rtol, atol, max_steps, throw):
     def residual_and_slope(v):
         return jax.jvp(lambda u: _rest_residual(u, (fixed, i_fixed)), (v,), (jnp.ones_like(v),))
 
+    def converged(v, dv):
+        return jnp.abs(dv) <= atol + rtol * jnp.abs(v)
+
     def cond(carry):
         k, v, dv = carry
-        done = jnp.abs(dv) <= atol + rtol * jnp.abs(v)
-        return (k < max_steps) & jnp.invert(done) & jnp.isfinite(v)
+        return (k < max_steps) & jnp.invert(converged(v, dv)) & jnp.isfinite(v)
 
     def body(carry):
         k, v, _ = carry
@@ -354,10 +356,10 @@ def _resting_state(params, i_hold, v0, rtol, atol, max_steps, throw):
 
     v0 = jax.lax.stop_gradient(v0)
     _, v, dv = jax.lax.while_loop(cond, body, (jnp.asarray(0), v0, jnp.full_like(v0, jnp.inf)))
-    converged = jnp.abs(dv) <= atol + rtol * jnp.abs(v)
+    done = converged(v, dv)
     _, slope = residual_and_slope(v)
     v = v - _rest_residual(v, (params, i_hold)) / slope
-    ok = converged & jnp.isfinite(v)
+    ok = done & jnp.isfinite(v)
     if throw:
         v = eqx.error_if(
             v,
