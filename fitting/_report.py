@@ -20,6 +20,18 @@ from ._simulator import AbstractSimulator, HHSimulator
 from ._transforms import set_parameters
 
 
+@eqx.filter_jit
+def _predict_sweeps(simulator, params, stimulus, ts, span):
+    """`simulator` on every sweep (leading axis of `params` and `stimulus`); one
+    compilation per model structure, sweep count and sample count — `ts` is an
+    argument, not a constant folded into the program."""
+    import diffrax
+
+    return jax.vmap(
+        lambda pp, ss: simulator(pp, ss, ts, span, diffrax.RecursiveCheckpointAdjoint())
+    )(params, stimulus)
+
+
 def predict(
     result: FitResult,
     recording: hhjax.Recording,
@@ -88,15 +100,7 @@ def predict(
     ts = jnp.asarray(t, dtype)
     span = (float(t[0]), float(t[-1]))
 
-    @eqx.filter_jit
-    def run(p, s):
-        import diffrax
-
-        return jax.vmap(
-            lambda pp, ss: simulator(pp, ss, ts, span, diffrax.RecursiveCheckpointAdjoint())
-        )(p, s)
-
-    v, ok = run(leaves_b, stim)
+    v, ok = _predict_sweeps(simulator, leaves_b, stim, ts, span)
     v = np.array(v, dtype=float)
     v[~np.asarray(ok)] = np.nan
     return v

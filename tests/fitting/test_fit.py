@@ -143,6 +143,21 @@ def test_parameter_recovery(base):
 # ---- (h) JSON summary ---------------------------------------------------------------
 
 
+def test_predict_is_the_fitted_model_on_every_sweep(base, recording):
+    """`fitting.predict` simulates the fitted parameters on each sweep (tight default
+    solver): it matches `hhjax.simulate` of `base.params`; a second call with the
+    same shapes gives the same array, and fewer sweeps the same traces (to rounding)."""
+    v = fitting.predict(base, recording)
+    assert v.shape == recording.v_mV.shape and v.dtype == np.float64
+    ref = np.stack([np.asarray(hhjax.simulate(base.params, s, T_END, ts=T,
+                                              stepsize_controller=TIGHT).v)
+                    for s in _stimuli()])
+    assert np.max(np.abs(v - ref)) < 1e-5  # mV
+    np.testing.assert_array_equal(fitting.predict(base, recording), v)
+    one = hhjax.Recording(T, recording.v_mV[1:2], stimulus=_stimuli()[1:2])
+    np.testing.assert_allclose(fitting.predict(base, one)[0], v[1], rtol=0, atol=1e-9)
+
+
 def test_to_json(base):
     out = base.to_json()
     text = json.dumps(out)  # serialisable as it is

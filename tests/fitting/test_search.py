@@ -107,5 +107,9 @@ def test_search_cell_searches_the_area():
     assert set(sr.values) == {"area_cm2"}
     assert abs(sr.values["area_cm2"] - 2e-4) < 0.5 * abs(3e-4 - 2e-4)
     assert sr.history[-1] < sr.history[0]
+    # a spent budget starts no further generation (the first always runs)
+    _, sr0 = fitting.search_cell(truth, rec, {}, {}, area_cm2=3e-4, area_bounds=(1e-4, 6e-4),
+                                 population=16, generations=4, time_budget_s=0.0, seed=0)
+    assert len(sr0.history) == 1 and sr0.n_evaluated == 16
     with pytest.raises(ValueError, match="area_bounds"):
         fitting.search_cell(truth, rec, {}, {}, area_cm2=3e-4, area_bounds=(4e-4, 6e-4))
