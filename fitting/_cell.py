@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 import hhjax
 
-from ._fit import FitInterrupted, FitResult, Stage, fit, versions
+from ._fit import FitResult, Stage, fit, versions
 from ._losses import SpikeTimeLoss, SubthresholdLoss
 from ._optimizers import LevenbergMarquardt
 from ._passive import (
@@ -524,8 +524,9 @@ def fit_cell(
        [`fitting.SpikeTimeLoss`][] (`time_scale_ms`; spike shapes at 4 kHz are
        under-sampled, spike *times* are not) plus the sub-threshold loss, for all
        the model's parameters. The better of the search's best and the local fit by
-       the fitted sweeps' score is kept (`settings["search"]["kept"]`; the search's
-       best has no standard errors).
+       the fitted sweeps' score is kept (`settings["search"]["kept"]`). Standard
+       errors (Gauss–Newton, at the local fit) are computed only when the local fit
+       is kept; the search's best has none.
     7. **Validation.** The fitted model predicts every sweep (fitted and held-out);
        [`hhjax.validation_metrics`][] per sweep: spike-count error, first-spike
        latency error, sub-threshold RMSE and Γ (±4 ms).
@@ -719,15 +720,15 @@ def fit_cell(
         threshold=threshold_mV, time_scale=time_scale_ms, max_spikes=max_spikes + 8
     ) + SubthresholdLoss(threshold=threshold_mV)
     names = area_names + list(cm.labels.values())
-    try:
-        res = fit(
-            mb, rec_fit, names, bounds={k: bounds[k] for k in names if k in bounds},
-            area_cm2=area1,
-            stages=[Stage(LevenbergMarquardt(steps=int(steps), rtol=1e-4), loss, name="spikes")],
-            retry=False, progress=progress, checkpoint=checkpoint, resume=resume,
-        )
-    except FitInterrupted:
-        raise
+    fit_bounds = {k: bounds[k] for k in names if k in bounds}
+    # with a search, the standard errors wait until the local fit is kept (they
+    # cost a compilation of their own, wasted when the search's best wins)
+    res = fit(
+        mb, rec_fit, names, bounds=fit_bounds, area_cm2=area1,
+        stages=[Stage(LevenbergMarquardt(steps=int(steps), rtol=1e-4), loss, name="spikes")],
+        retry=False, progress=progress, checkpoint=checkpoint, resume=resume,
+        uncertainty=search_res is None,
+    )
     status = res.status
     sim = HHSimulator()
 
@@ -753,6 +754,22 @@ def fit_cell(
                                            threshold=threshold_mV)[0][0])
         kept = "local" if scores["local"] <= scores["search"] else "search"
         vm_fit = v_fit[kept]  # the kept model's fitted sweeps (validated below)
+        if kept == "local":
+            # the standard errors at the local fit's result (no further steps)
+            res_u = fit(
+                res.params, rec_fit, names, bounds=fit_bounds,
+                area_cm2=float(res.values.get("area_cm2", area1)),
+                stages=[Stage(LevenbergMarquardt(steps=0, rtol=1e-4), loss, name="spikes")],
+                retry=False, progress=False,
+            )
+            res = dataclasses.replace(
+                res, stderr=res_u.stderr, correlation=res_u.correlation,
+                correlation_names=res_u.correlation_names, identifiable=res_u.identifiable,
+                noise_sigma=res_u.noise_sigma, rmse=res_u.rmse,
+                warnings=tuple(res.warnings) + tuple(
+                    w for w in res_u.warnings if w not in res.warnings),
+                data_noise_sigma=res_u.data_noise_sigma,
+            )
         if kept == "search":
             res = res_search
             warnings.append(

@@ -217,6 +217,12 @@ def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path):
     assert val[7]["gamma"] >= 0.5
     # the search ran and its result is reported
     assert len(summary["settings"]["search"]["history"]) == 10
+    # standard errors belong to the local fit: present when it is kept, else none
+    errs = [summary["stderr"][k] for k in summary["params"]]
+    if summary["settings"]["search"]["kept"] == "local":
+        assert all(e is not None and 0 < e < math.inf for e in errs), errs
+    else:
+        assert all(e is None for e in errs), errs
     # the capacitance is that of a neuron (tens to hundreds of pF)
     assert 50.0 < summary["params"]["capacitance_pF"] < 600.0
 
