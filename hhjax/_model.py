@@ -263,8 +263,12 @@ def resting_state(
       for batches).
     - `i_hold`: constant holding current [µA/cm²] (default 0).
     - `v_guess`: starting point [mV] (default `e_leak`; for a membrane, the mean
-      reversal of its leak channels); with several equilibria the
-      one found is the one Newton reaches from here.
+      reversal of its leak channels); with several equilibria the one found is the
+      one Newton reaches from here. Newton steps are safeguarded by bisection on
+      the bracket −200…100 mV (when the steady-state current changes sign there):
+      a step that would leave the bracket or does not converge fast enough is
+      replaced by a bisection, so a local maximum of the I–V curve cannot make
+      Newton cycle.
     - `rtol`, `atol`: tolerances on `v` (defaults: 1e-10 mV scale in float64, 1e-5
       in float32).
     - `max_steps`: Newton iterations at most.
@@ -317,6 +321,10 @@ def resting_state_checked(params: HHParams | Membrane, i_hold: ArrayLike = 0.0):
     return _resting_state(params, *_rest_arguments(params, i_hold), 256, False)
 
 
+#: [mV] the bracket of the safeguarded Newton solve of the resting potential
+_BRACKET_MV = (-200.0, 100.0)
+
+
 def _rest_residual(v, args):
     p, i = args
     return steady_state_current(p, v) - i
@@ -344,18 +352,38 @@ def _resting_state(params, i_hold, v0, rtol, atol, max_steps, throw):
     def converged(v, dv):
         return jnp.abs(dv) <= atol + rtol * jnp.abs(v)
 
+    # safeguarded Newton (as Numerical Recipes' `rtsafe`): `xl`/`xh` bracket a root
+    # (residual < 0 / > 0); a Newton step that would leave the bracket, or that does
+    # not shrink fast enough, is replaced by bisection. Plain Newton cycles where
+    # the steady-state I–V curve has a local maximum near the start (a K current
+    # with a window of activation), or leaves for a far-away root.
+    r_lo, _ = residual_and_slope(jnp.full_like(v0, _BRACKET_MV[0]))
+    r_hi, _ = residual_and_slope(jnp.full_like(v0, _BRACKET_MV[1]))
+    bracketed = (r_lo < 0) & (r_hi > 0)
+
     def cond(carry):
-        k, v, dv = carry
+        k, v, dv, _, _, _ = carry
         return (k < max_steps) & jnp.invert(converged(v, dv)) & jnp.isfinite(v)
 
     def body(carry):
-        k, v, _ = carry
+        k, v, dv, dv_old, xl, xh = carry
         r, slope = residual_and_slope(v)
-        dv = -r / slope
-        return k + 1, v + dv, dv
+        xl = jnp.where(bracketed & (r < 0), v, xl)
+        xh = jnp.where(bracketed & (r > 0), v, xh)
+        newton = v - r / slope
+        inside = (newton - xl) * (newton - xh) < 0
+        fast = jnp.abs(2.0 * r) <= jnp.abs(dv_old * slope)  # shrinking by half per two steps
+        bisect = bracketed & jnp.invert(jnp.isfinite(newton) & inside & fast)
+        v_new = jnp.where(bisect, 0.5 * (xl + xh), newton)
+        return k + 1, v_new, v_new - v, dv, xl, xh
 
     v0 = jax.lax.stop_gradient(v0)
-    _, v, dv = jax.lax.while_loop(cond, body, (jnp.asarray(0), v0, jnp.full_like(v0, jnp.inf)))
+    xl0 = jnp.full_like(v0, _BRACKET_MV[0])
+    xh0 = jnp.full_like(v0, _BRACKET_MV[1])
+    width = xh0 - xl0
+    _, v, dv, _, _, _ = jax.lax.while_loop(
+        cond, body, (jnp.asarray(0), v0, width, width, xl0, xh0)
+    )
     done = converged(v, dv)
     _, slope = residual_and_slope(v)
     v = v - _rest_residual(v, (params, i_hold)) / slope

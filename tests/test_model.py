@@ -163,6 +163,43 @@ def test_resting_state_reports_non_convergence():
     assert np.isfinite(float(y.v))  # the last iterate, unchecked
 
 
+def _window_k_membrane():
+    """The FS cell plus a D-type K current (Golomb et al. 2007 kinetics, a³b): its
+    steady-state I–V curve rises to a local maximum near −55 mV, just above the
+    leak reversal the solve starts from, and has three zeros (stable rest near
+    −74 mV). Plain Newton from −58.6 mV cycles between about −59 and −141 mV."""
+    mb = hhjax.pospischil("FS", g_leak=0.06, e_leak=-58.58, g_na=79.3, g_kd=13.2,
+                          v_t=-57.1)
+    ch, gates = dict(mb.channels), dict(mb.gates)
+    ch["kdt"] = hhjax.Channel(5.0, -96.9, {"a": 3, "b": 1})
+    gates["a"] = hhjax.InfTauGate(hhjax.Sigmoid(-50.0, 20.0), hhjax.Constant(2.0))
+    gates["b"] = hhjax.InfTauGate(hhjax.Sigmoid(-70.0, -6.0), hhjax.Constant(150.0))
+    return hhjax.Membrane(ch, gates, mb.c_m)
+
+
+def test_resting_state_is_found_where_plain_newton_cycles():
+    mb = _window_k_membrane()
+    f = jax.vmap(lambda v: hhjax.steady_state_current(mb, v))
+    grid = np.linspace(-120.0, 40.0, 3201)
+    fg = np.asarray(f(jnp.asarray(grid)))
+    roots = grid[:-1][np.sign(fg[:-1]) != np.sign(fg[1:])]
+    assert roots.size == 3 and abs(float(mb.default_v_guess()) + 58.58) < 1e-9
+    assert float(f(jnp.asarray([-58.58]))[0]) > 0  # started above the stable root
+    y = hhjax.resting_state(mb)  # raises if not converged
+    v = float(y.v)
+    assert abs(float(hhjax.steady_state_current(mb, y.v))) < 1e-9  # µA/cm²
+    assert abs(v - roots[0]) < 0.06  # the stable rest on the grid (0.05 mV spacing)
+    # the resting state is an equilibrium of the full model
+    d = hhjax.model_derivatives(mb, y, 0.0)
+    assert abs(float(d.v)) < 1e-9 and all(abs(float(x)) < 1e-9 for x in d.gates.values())
+    # its derivative is still the implicit-function one
+    def v_of(g):
+        return hhjax.resting_state(eqx.tree_at(lambda m: m.channels["kdt"].g, mb, g)).v
+    g = jnp.asarray(5.0)
+    np.testing.assert_allclose(jax.grad(v_of)(g), (v_of(g + 1e-6) - v_of(g - 1e-6)) / 2e-6,
+                               rtol=1e-5)
+
+
 def test_vector_field_is_a_diffrax_term():
     p = hhjax.HHParams()
     stim = hhjax.StepCurrent(10.0, 10.0, 90.0)
