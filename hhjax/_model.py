@@ -357,9 +357,9 @@ def _resting_state(params, i_hold, v0, rtol, atol, max_steps, throw):
     # not shrink fast enough, is replaced by bisection. Plain Newton cycles where
     # the steady-state I–V curve has a local maximum near the start (a K current
     # with a window of activation), or leaves for a far-away root.
-    r_lo, _ = residual_and_slope(jnp.full_like(v0, _BRACKET_MV[0]))
-    r_hi, _ = residual_and_slope(jnp.full_like(v0, _BRACKET_MV[1]))
-    bracketed = (r_lo < 0) & (r_hi > 0)
+    r_lo = _rest_residual(jnp.full_like(v0, _BRACKET_MV[0]), (fixed, i_fixed))
+    r_hi = _rest_residual(jnp.full_like(v0, _BRACKET_MV[1]), (fixed, i_fixed))
+    bracketed = (r_lo < 0) & (r_hi > 0)  # elementwise, as the whole solve
 
     def cond(carry):
         k, v, dv, _, _, _ = carry
