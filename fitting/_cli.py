@@ -291,6 +291,21 @@ def _json_rows(rows):
     ]
 
 
+def _search_option(generations: int, budget_s: float, parser):
+    """`fit_cell`'s `search=` from `--search-generations` (0: no search) and
+    `--search-budget` [s] (0: no time limit — the generation count alone decides, so
+    the fit is reproducible on any machine)."""
+    import math
+
+    if generations < 0:
+        parser.error(f"--search-generations must be >= 0, got {generations}")
+    if not (math.isfinite(budget_s) and budget_s >= 0):
+        parser.error(f"--search-budget must be >= 0 s (0: no limit), got {budget_s}")
+    if generations == 0:
+        return False
+    return {"generations": generations, "time_budget_s": budget_s or None}
+
+
 def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
                   checkpoint) -> int:
     import fitting
@@ -313,9 +328,7 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
             threshold_mV=-20.0 if args.threshold is None else args.threshold,
             capacitance_pF=args.capacitance_pF, area_cm2=args.area_cm2,
             steps=args.steps if args.steps is not None else 12,
-            search=(False if args.search_generations == 0 else
-                    {"generations": args.search_generations,
-                     "time_budget_s": args.search_budget}),
+            search=_search_option(args.search_generations, args.search_budget, parser),
             checkpoint=checkpoint, resume=args.resume, progress=args.progress,
         )
     except fitting.FitInterrupted as e:
@@ -462,8 +475,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "models each, scored on spike counts, coincidence factor and "
                           "sub-threshold RMSE) before the local fit; 0 skips it (default 30)")
     fit.add_argument("--search-budget", type=float, default=120.0, metavar="S",
-                     help="cell models: time budget of the global search [s] "
-                          "(default 120)")
+                     help="cell models: time budget of the global search [s] (default "
+                          "120; how many generations fit in it depends on the machine, "
+                          "so 0 — no limit, --search-generations alone — makes the fit "
+                          "reproducible)")
     fit.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
                      help="write the checkpoint every N steps (default 10)")
     fit.add_argument("--resume", action="store_true",

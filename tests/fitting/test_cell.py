@@ -195,7 +195,8 @@ def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path):
     rc = cli_main([
         "fit", str(shared_dir / "data/pyabf/File_axon_5.abf"), "--model", "auto",
         "--sweeps", "0,4,6,8", "--validate", "1,7", "--t-start", "165",
-        "--t-end", "765", "--steps", "3", "--search-generations", "10", "--out", str(out),
+        "--t-end", "765", "--steps", "3", "--search-generations", "10", "--search-budget", "0",
+        "--out", str(out),
         "--no-progress",
     ])
     assert rc == 0
@@ -238,3 +239,17 @@ def test_cli_rejects_overlapping_and_unknown_sweeps(shared_dir, tmp_path, capsys
     with pytest.raises(SystemExit):
         cli_main(["fit", f, "--validate", "a,b", "--out", str(tmp_path)])
     assert "comma-separated sweep indices" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["fit", f, "--search-budget", "-1", "--out", str(tmp_path)])
+    assert "--search-budget must be >= 0 s" in capsys.readouterr().err
+
+
+def test_cli_search_options():
+    """`--search-budget 0` is no time limit (the generation count alone: the same
+    fit on any machine); `--search-generations 0` skips the search."""
+    from fitting._cli import _search_option, build_parser
+
+    parser = build_parser()
+    assert _search_option(10, 0.0, parser) == {"generations": 10, "time_budget_s": None}
+    assert _search_option(10, 60.0, parser) == {"generations": 10, "time_budget_s": 60.0}
+    assert _search_option(0, 60.0, parser) is False
