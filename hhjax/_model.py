@@ -264,14 +264,15 @@ def resting_state(
     - `i_hold`: constant holding current [µA/cm²] (default 0).
     - `v_guess`: starting point [mV] (default `e_leak`; for a membrane, the mean
       reversal of its leak channels); with several equilibria the one found is the
-      one Newton reaches from here. Newton steps are safeguarded by bisection on
-      the bracket −200…100 mV (when the steady-state current changes sign there):
-      a step that would leave the bracket or does not converge fast enough is
-      replaced by a bisection, so a local maximum of the I–V curve cannot make
-      Newton cycle.
+      one Newton reaches from here. A solve not converged after 32 Newton steps
+      continues safeguarded by bisection on the bracket −200…100 mV (when the
+      steady-state current changes sign there): a step that would leave the
+      bracket or does not converge fast enough is replaced by a bisection, so a
+      local maximum of the I–V curve cannot make Newton cycle.
     - `rtol`, `atol`: tolerances on `v` (defaults: 1e-10 mV scale in float64, 1e-5
       in float32).
-    - `max_steps`: Newton iterations at most.
+    - `max_steps`: Newton iterations at most (the bisection safeguard engages
+      after 32).
     - `throw`: raise when Newton has not converged (see below).
 
     **Returns:** an [`hhjax.HHState`][] (a `MembraneState` for a membrane) with
@@ -323,6 +324,8 @@ def resting_state_checked(params: HHParams | Membrane, i_hold: ArrayLike = 0.0):
 
 #: [mV] the bracket of the safeguarded Newton solve of the resting potential
 _BRACKET_MV = (-200.0, 100.0)
+#: Newton steps before the bisection safeguard may take over
+_PLAIN_NEWTON_STEPS = 32
 
 
 def _rest_residual(v, args):
@@ -353,8 +356,9 @@ def _resting_state(params, i_hold, v0, rtol, atol, max_steps, throw):
         return jnp.abs(dv) <= atol + rtol * jnp.abs(v)
 
     # safeguarded Newton (as Numerical Recipes' `rtsafe`): `xl`/`xh` bracket a root
-    # (residual < 0 / > 0); a Newton step that would leave the bracket, or that does
-    # not shrink fast enough, is replaced by bisection. Plain Newton cycles where
+    # (residual < 0 / > 0); after `_PLAIN_NEWTON_STEPS` plain steps, a Newton step
+    # that would leave the bracket, or that does not shrink fast enough, is replaced
+    # by bisection. Plain Newton cycles where
     # the steady-state I–V curve has a local maximum near the start (a K current
     # with a window of activation), or leaves for a far-away root.
     r_lo = _rest_residual(jnp.full_like(v0, _BRACKET_MV[0]), (fixed, i_fixed))
@@ -373,7 +377,10 @@ def _resting_state(params, i_hold, v0, rtol, atol, max_steps, throw):
         newton = v - r / slope
         inside = (newton - xl) * (newton - xh) < 0
         fast = jnp.abs(2.0 * r) <= jnp.abs(dv_old * slope)  # shrinking by half per two steps
-        bisect = bracketed & jnp.invert(jnp.isfinite(newton) & inside & fast)
+        # plain Newton first (it converges in < 10 steps on every model we know);
+        # the safeguard only takes over from a solve that has not converged by then
+        bisect = (bracketed & (k >= _PLAIN_NEWTON_STEPS)
+                  & jnp.invert(jnp.isfinite(newton) & inside & fast))
         v_new = jnp.where(bisect, 0.5 * (xl + xh), newton)
         return k + 1, v_new, v_new - v, dv, xl, xh
 
