@@ -146,7 +146,8 @@ class LevenbergMarquardt(AbstractOptimizer):
     - `lambda0`: initial damping; `lambda_up`, `lambda_down`: its factors;
       `lambda_max`: give up (converged to the precision available) beyond it.
     - `rtol`: an accepted step that lowers the loss by less than this fraction
-      counts as no progress; `patience` such steps in a row stop the stage.
+      counts as no progress, and so does a rejected step whose Gauss–Newton model
+      promised less; `patience` such steps in a row stop the stage.
 
     **Raises:** `ValueError` for `steps` that is not a non-negative integer, or
     `lambda0 <= 0`, `lambda_up <= 1`, `lambda_down <= 1`.
@@ -222,7 +223,13 @@ class LevenbergMarquardt(AbstractOptimizer):
         new_lam = jnp.where(
             accept, jnp.maximum(lam / self.lambda_down, 1e-12), lam * self.lambda_up
         )
-        small = accept & (rel < self.rtol)
+        # a rejected step whose Gauss–Newton model promised less than `rtol` is no
+        # progress either: at a minimum every step is rejected, and waiting for the
+        # damping to pass `lambda_max` costs about 25 more evaluations
+        pred = -(2.0 * jnp.dot(g, delta) + delta @ (A @ delta))
+        hopeless = ~accept & jnp.isfinite(state.loss) & (
+            pred < self.rtol * jnp.maximum(state.loss, 1e-300))
+        small = (accept & (rel < self.rtol)) | hopeless
         stall = jnp.where(small, state.stall + 1, jnp.where(accept, 0, state.stall))
         failed = ~accept & ~jnp.isfinite(state.loss)  # the start itself is not finite
         done = (stall >= self.patience) | (new_lam > self.lambda_max) | failed
