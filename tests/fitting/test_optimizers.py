@@ -19,6 +19,8 @@ class LeastSquares(fitting.AbstractObjective):
     def residuals(self, u):
         if self.kind == "rosenbrock":
             r = jnp.stack([10.0 * (u[1] - u[0] ** 2), 1.0 - u[0]])
+        elif self.kind == "offset":  # minimum at exactly (1, 2), loss 9 there
+            r = jnp.stack([u[0] - 1.0, u[1] - 2.0, 3.0 + 0.0 * u[0]])
         else:  # linear, A u - b, with a non-zero residual at the optimum
             r = jnp.asarray(A) @ u - jnp.asarray(B)
         if self.bad != "none":
@@ -225,3 +227,25 @@ def test_optax_argument_errors():
         fitting.adam(0.0)
     with pytest.raises(ValueError, match="schedule"):
         fitting.adam(0.01, schedule="linear")
+
+
+def test_levenberg_marquardt_stops_at_a_minimum_without_running_up_the_damping():
+    """At an exact minimum the gradient is zero, the step is zero and the loss does
+    not decrease: every step is rejected. A rejected step whose Gauss–Newton model
+    promised less than `rtol` counts as no progress, so the stage ends after
+    `patience` of them instead of raising λ past `lambda_max` (26 more
+    evaluations with the defaults)."""
+    obj = LeastSquares(kind="offset")
+    opt = fitting.LevenbergMarquardt(steps=60)
+    state = opt.init(jnp.asarray([1.0, 2.0]), obj)
+    n = 0
+    while not bool(state.done) and n < 60:
+        state = _step(opt, state, obj)
+        n += 1
+    # step 1 evaluates the start; then `patience` rejected, hopeless steps
+    assert (n, int(state.rejected)) == (1 + opt.patience, opt.patience)
+    assert float(state.best_loss) == 9.0
+    np.testing.assert_array_equal(np.asarray(state.best_u), [1.0, 2.0])
+    # away from the minimum the rule does not stop it early: it converges
+    state = run(opt, LeastSquares(kind="linear"), [3.0, -2.0], 60, check=False)
+    np.testing.assert_allclose(np.asarray(state.best_u), U_LINEAR, rtol=1e-8)
