@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import pathlib
 import sys
 import time
@@ -295,8 +296,6 @@ def _search_option(generations: int, budget_s: float, parser):
     """`fit_cell`'s `search=` from `--search-generations` (0: no search) and
     `--search-budget` [s] (0: no time limit — the generation count alone decides, so
     the fit is reproducible on any machine)."""
-    import math
-
     if generations < 0:
         parser.error(f"--search-generations must be >= 0, got {generations}")
     if not (math.isfinite(budget_s) and budget_s >= 0):

@@ -358,12 +358,14 @@ def _resting_state(params, i_hold, v0, rtol, atol, max_steps, throw):
     # safeguarded Newton (as Numerical Recipes' `rtsafe`): `xl`/`xh` bracket a root
     # (residual < 0 / > 0); after `_PLAIN_NEWTON_STEPS` plain steps, a Newton step
     # that would leave the bracket, or that does not shrink fast enough, is replaced
-    # by bisection. Plain Newton cycles where
-    # the steady-state I–V curve has a local maximum near the start (a K current
-    # with a window of activation), or leaves for a far-away root.
-    r_lo = _rest_residual(jnp.full_like(v0, _BRACKET_MV[0]), (fixed, i_fixed))
-    r_hi = _rest_residual(jnp.full_like(v0, _BRACKET_MV[1]), (fixed, i_fixed))
-    bracketed = (r_lo < 0) & (r_hi > 0)  # elementwise, as the whole solve
+    # by bisection. Plain Newton cycles where the steady-state I–V curve has a local
+    # maximum near the start (a K current with a window of activation).
+    v0 = jax.lax.stop_gradient(v0)
+    xl0 = jnp.full_like(v0, _BRACKET_MV[0])
+    xh0 = jnp.full_like(v0, _BRACKET_MV[1])
+    # elementwise, as the whole solve
+    bracketed = (_rest_residual(xl0, (fixed, i_fixed)) < 0) & (
+        _rest_residual(xh0, (fixed, i_fixed)) > 0)
 
     def cond(carry):
         k, v, dv, _, _, _ = carry
@@ -384,9 +386,6 @@ def _resting_state(params, i_hold, v0, rtol, atol, max_steps, throw):
         v_new = jnp.where(bisect, 0.5 * (xl + xh), newton)
         return k + 1, v_new, v_new - v, dv, xl, xh
 
-    v0 = jax.lax.stop_gradient(v0)
-    xl0 = jnp.full_like(v0, _BRACKET_MV[0])
-    xh0 = jnp.full_like(v0, _BRACKET_MV[1])
     width = xh0 - xl0
     _, v, dv, _, _, _ = jax.lax.while_loop(
         cond, body, (jnp.asarray(0), v0, width, width, xl0, xh0)
