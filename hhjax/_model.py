@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
 from ._channels import Membrane, MembraneState
+from ._compile import all_concrete, lean_filter_jit
 from ._params import HHParams
 
 
@@ -295,7 +296,8 @@ def resting_state(
     ```
     """
     args = _rest_arguments(params, i_hold, v_guess, rtol, atol)
-    state, _ = _resting_state(params, *args, int(max_steps), bool(throw))
+    solve = _resting_state_eager if all_concrete(params, args) else _resting_state
+    state, _ = solve(params, *args, int(max_steps), bool(throw))
     return state
 
 
@@ -333,8 +335,7 @@ def _rest_residual(v, args):
     return steady_state_current(p, v) - i
 
 
-@eqx.filter_jit
-def _resting_state(params, i_hold, v0, rtol, atol, max_steps, throw):
+def _resting_state_impl(params, i_hold, v0, rtol, atol, max_steps, throw):
     """Newton solve of the resting state, compiled once per model structure (a
     module-level residual, so repeated calls outside `jit` hit the cache). Returns
     `(state, converged)`: with `throw=False` the caller decides what a failure means
@@ -403,6 +404,11 @@ def _resting_state(params, i_hold, v0, rtol, atol, max_steps, throw):
             "`max_steps`; check the parameters are finite).",
         )
     return steady_state(params, v), ok
+
+
+_resting_state = eqx.filter_jit(_resting_state_impl)
+# eager calls on one neuron: compile-bound, so compiled with the lean options
+_resting_state_eager = lean_filter_jit(_resting_state_impl)
 
 
 def model_derivatives(params, state, i_stim):

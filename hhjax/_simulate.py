@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import diffrax
 import equinox as eqx
+import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,6 +16,7 @@ import optimistix as optx
 from jaxtyping import Array, ArrayLike
 
 from ._channels import Membrane, MembraneState, check_model
+from ._compile import all_concrete, lean_filter_jit
 from ._model import (
     HHState,
     hh_vector_field,
@@ -457,8 +460,20 @@ def _fixed_grid_with_jumps(t0, t1, dt, n_regular, jumps):
     return jnp.concatenate([grid[:1], rest, t1[None]])
 
 
-@eqx.filter_jit
-def _solve(
+class _ForwardOnlyAdjoint(diffrax.AbstractAdjoint):
+    """The step loop as a plain `lax.while_loop`, for eager calls (concrete inputs:
+    nothing can differentiate them). It traces faster than the checkpointed loop of
+    `diffrax.RecursiveCheckpointAdjoint` and computes the same values."""
+
+    def loop(self, *, throw, passed_solver_state, passed_controller_state, **kwargs):
+        del throw, passed_solver_state, passed_controller_state
+        while_loop = functools.partial(eqxi.while_loop, kind="lax")
+        return self._loop(
+            inner_while_loop=while_loop, outer_while_loop=while_loop, **kwargs
+        )
+
+
+def _solve_impl(
     params,
     stimulus,
     y0,
@@ -562,6 +577,11 @@ def _solve(
         result=result,
         stats=sol.stats,
     )
+
+
+_solve = eqx.filter_jit(_solve_impl)
+# eager calls on one neuron: compile-bound, so compiled with the lean options
+_solve_eager = lean_filter_jit(_solve_impl)
 
 
 # --------------------------------------------------------------------------------------
@@ -721,8 +741,10 @@ def simulate(
         max_steps = _default_max_steps(is_adaptive_ctrl, duration, dt0f or DEFAULT_DT0)
     if int(max_steps) != max_steps or max_steps < 1:
         raise ValueError(f"`max_steps` must be a positive integer, got {max_steps!r}.")
+    eager = all_concrete(params, stimulus, y0, t0, t_end, ts_arr, dt0)
     if adjoint is None:
-        adjoint = diffrax.RecursiveCheckpointAdjoint()
+        # an eager call cannot be differentiated: the plain loop traces faster
+        adjoint = _ForwardOnlyAdjoint() if eager else diffrax.RecursiveCheckpointAdjoint()
     if y0 is None:
         pass  # the resting state is found inside the compiled solve
     elif isinstance(params, HHParams) and not isinstance(y0, HHState):
@@ -747,7 +769,7 @@ def simulate(
                 )
         y0 = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), y0)
 
-    res = _solve(
+    res = (_solve_eager if eager else _solve)(
         params,
         stimulus,
         y0,

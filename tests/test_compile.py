@@ -1,0 +1,95 @@
+"""The lean compile path of eager single-neuron calls (`hhjax._compile`): the same
+values as the traced path, a fallback when XLA rejects the options, and gradients
+still flowing through the traced path."""
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hhjax
+from hhjax import _compile
+
+
+def test_all_concrete_tells_eager_from_traced_calls():
+    assert _compile.all_concrete(hhjax.HHParams(), None, 1.0, jnp.ones(3))
+    seen = []
+
+    def f(x):
+        seen.append(_compile.all_concrete(hhjax.HHParams(), x))
+        return x
+
+    jax.jit(f)(1.0)
+    jax.vmap(f)(jnp.ones(2))
+    jax.grad(f)(1.0)
+    assert seen == [False, False, False]
+
+
+def test_lean_options_are_accepted_or_dropped(monkeypatch):
+    opts = _compile.lean_compiler_options()
+    # this jaxlib accepts them (a later XLA may not: then None and the defaults)
+    assert opts == _compile.LEAN_OPTIONS
+    f = _compile.lean_filter_jit(lambda x, n: jnp.sin(x) * n)
+    assert float(f(jnp.asarray(0.5), 3)) == pytest.approx(3 * np.sin(0.5), rel=1e-12)
+    # an option this XLA does not know: no error, the defaults are used
+    _compile.lean_compiler_options.cache_clear()
+    monkeypatch.setattr(_compile, "LEAN_OPTIONS", {"xla_cpu_no_such_option_hhjax": True})
+    try:
+        assert _compile.lean_compiler_options() is None
+        g = _compile.lean_filter_jit(lambda x: 2 * x)
+        assert float(g(jnp.asarray(1.5))) == 3.0
+    finally:
+        _compile.lean_compiler_options.cache_clear()
+
+
+@pytest.mark.parametrize("model", ["hh", "membrane"])
+def test_eager_simulate_equals_the_traced_program(model):
+    """An eager call (lean options, plain step loop) and the same call inside `jit`
+    (default options, checkpointed loop) give the same trace and the same steps."""
+    p = hhjax.HHParams() if model == "hh" else hhjax.Membrane.hodgkin_huxley()
+    stim = hhjax.StepCurrent(amplitude=10.0, t_on=2.0, t_off=18.0)
+    eager = hhjax.simulate(p, stim, t_end=20.0)
+    traced = jax.jit(lambda q: hhjax.simulate(q, stim, t_end=20.0))(p)
+    np.testing.assert_allclose(np.asarray(eager.v), np.asarray(traced.v), rtol=0, atol=1e-10)
+    assert int(eager.stats["num_steps"]) == int(traced.stats["num_steps"])
+    rest = hhjax.resting_state(p)
+    rest_jit = jax.jit(hhjax.resting_state)(p)
+    assert float(rest.v) == pytest.approx(float(rest_jit.v), abs=1e-12)
+
+
+def test_gradient_through_simulate_with_the_default_adjoint():
+    """`jax.grad` of `simulate` with no adjoint given still works (the traced path
+    keeps the checkpointed loop) and matches central differences."""
+    stim = hhjax.StepCurrent(amplitude=10.0, t_on=1.0, t_off=9.0)
+
+    def loss(g_k):
+        return jnp.mean(hhjax.simulate(hhjax.HHParams(g_k=g_k), stim, t_end=10.0).v)
+
+    g = float(jax.grad(loss)(36.0))
+    h = 1e-4
+    fd = (float(loss(36.0 + h)) - float(loss(36.0 - h))) / (2 * h)
+    assert g == pytest.approx(fd, rel=1e-5)
+
+
+def test_eager_calls_take_the_lean_program_and_keep_a_given_adjoint(monkeypatch):
+    import hhjax._simulate as sim
+
+    seen = []
+    for name in ("_solve_eager", "_solve"):
+        fn = getattr(sim, name)
+        monkeypatch.setattr(
+            sim, name,
+            lambda *a, _fn=fn, _name=name: seen.append((_name, type(a[10]).__name__)) or _fn(*a),
+        )
+    p = hhjax.HHParams()
+    stim = hhjax.StepCurrent(amplitude=10.0, t_on=1.0, t_off=4.0)
+    a = hhjax.simulate(p, stim, t_end=5.0, adjoint=diffrax.DirectAdjoint())
+    b = hhjax.simulate(p, stim, t_end=5.0)
+    jax.jit(lambda q: hhjax.simulate(q, stim, t_end=5.0).v)(p)
+    assert seen == [
+        ("_solve_eager", "DirectAdjoint"),
+        ("_solve_eager", "_ForwardOnlyAdjoint"),
+        ("_solve", "RecursiveCheckpointAdjoint"),
+    ]
+    np.testing.assert_allclose(np.asarray(a.v), np.asarray(b.v), rtol=0, atol=1e-10)
