@@ -321,7 +321,9 @@ def resting_state_checked(params: HHParams | Membrane, i_hold: ArrayLike = 0.0):
     """`(state, converged)`: [`hhjax.resting_state`][] with the default start and
     tolerances that never raises; `converged` is a boolean array (False when Newton
     failed or the state is non-finite, e.g. for NaN parameters)."""
-    return _resting_state(params, *_rest_arguments(params, i_hold), 256, False)
+    args = _rest_arguments(params, i_hold)
+    solve = _resting_state_eager if all_concrete(params, args) else _resting_state
+    return solve(params, *args, 256, False)
 
 
 #: [mV] the bracket of the safeguarded Newton solve of the resting potential

@@ -486,9 +486,9 @@ def _solve_impl(
     max_steps,
     adjoint,
     fixed_grid_n,
+    rest_ok=None,
 ):
     dtype = params.dtype
-    rest_ok = None
     if y0 is None:
         y0, rest_ok = resting_state_checked(params)
     sources = noise_sources(stimulus)
@@ -743,8 +743,17 @@ def simulate(
         raise ValueError(f"`max_steps` must be a positive integer, got {max_steps!r}.")
     eager = all_concrete(params, stimulus, y0, t0, t_end, ts_arr, dt0)
     if adjoint is None:
-        # an eager call cannot be differentiated: the plain loop traces faster
+        # an eager call cannot be differentiated: plain loops (over the steps and over
+        # a Runge–Kutta step's stages) trace faster and compute the same values
         adjoint = _ForwardOnlyAdjoint() if eager else diffrax.RecursiveCheckpointAdjoint()
+        if (
+            eager
+            and isinstance(solver, diffrax.AbstractRungeKutta)
+            and solver.scan_kind is None
+        ):
+            solver = eqx.tree_at(
+                lambda s: s.scan_kind, solver, "lax", is_leaf=lambda x: x is None
+            )
     if y0 is None:
         pass  # the resting state is found inside the compiled solve
     elif isinstance(params, HHParams) and not isinstance(y0, HHState):
@@ -768,6 +777,11 @@ def simulate(
                     f"{jnp.shape(leaf)}; batch with jax.vmap."
                 )
         y0 = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), y0)
+    rest_ok = None
+    if y0 is None and eager:
+        # a separate (cached) program: it compiles faster than inside the solve and
+        # is reused by every eager simulation of the same model structure
+        y0, rest_ok = resting_state_checked(params)
 
     res = (_solve_eager if eager else _solve)(
         params,
@@ -782,6 +796,7 @@ def simulate(
         int(max_steps),
         adjoint,
         fixed_grid_n,
+        rest_ok,
     )
     if throw:
         if is_concrete(res.result._value):
