@@ -1,6 +1,6 @@
 """The lean compile path of eager single-neuron calls (`hhjax._compile`): the same
-values as the traced path, a fallback when XLA rejects the options, and gradients
-still flowing through the traced path."""
+values as the traced path and a fallback when XLA rejects the options. (Gradients
+through the traced path with the default adjoint: tests/test_gradients.py.)"""
 
 import diffrax
 import jax
@@ -43,11 +43,11 @@ def test_lean_options_are_accepted_or_dropped(monkeypatch):
         _compile.lean_compiler_options.cache_clear()
 
 
-@pytest.mark.parametrize("model", ["hh", "membrane"])
-def test_eager_simulate_equals_the_traced_program(model):
+def test_eager_simulate_equals_the_traced_program():
     """An eager call (lean options, plain step loop) and the same call inside `jit`
-    (default options, checkpointed loop) give the same trace and the same steps."""
-    p = hhjax.HHParams() if model == "hh" else hhjax.Membrane.hodgkin_huxley()
+    (default options, checkpointed loop) give the same trace and the same steps.
+    (Eager membrane simulations against eager HHParams ones: tests/test_channels.py.)"""
+    p = hhjax.HHParams()
     stim = hhjax.StepCurrent(amplitude=10.0, t_on=2.0, t_off=18.0)
     eager = hhjax.simulate(p, stim, t_end=20.0)
     traced = jax.jit(lambda q: hhjax.simulate(q, stim, t_end=20.0))(p)
@@ -56,20 +56,6 @@ def test_eager_simulate_equals_the_traced_program(model):
     rest = hhjax.resting_state(p)
     rest_jit = jax.jit(hhjax.resting_state)(p)
     assert float(rest.v) == pytest.approx(float(rest_jit.v), abs=1e-12)
-
-
-def test_gradient_through_simulate_with_the_default_adjoint():
-    """`jax.grad` of `simulate` with no adjoint given still works (the traced path
-    keeps the checkpointed loop) and matches central differences."""
-    stim = hhjax.StepCurrent(amplitude=10.0, t_on=1.0, t_off=9.0)
-
-    def loss(g_k):
-        return jnp.mean(hhjax.simulate(hhjax.HHParams(g_k=g_k), stim, t_end=10.0).v)
-
-    g = float(jax.grad(loss)(36.0))
-    h = 1e-4
-    fd = (float(loss(36.0 + h)) - float(loss(36.0 - h))) / (2 * h)
-    assert g == pytest.approx(fd, rel=1e-5)
 
 
 def test_eager_calls_take_the_lean_program_and_keep_a_given_adjoint(monkeypatch):
