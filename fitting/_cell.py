@@ -735,7 +735,7 @@ def fit_cell(
     # keep the better of the search's best and the local fit, judged on the fitted
     # sweeps by the search's score (the local fit minimises a smooth surrogate; it
     # can trade a spike for sub-threshold error)
-    search_info, vm_fit = None, None
+    search_info, vm_kept = None, None
     if search_res is not None:
         t_fit = np.asarray(rec_fit.t_ms, float)
         vd_fit = np.asarray(rec_fit.v_mV, float)
@@ -746,14 +746,19 @@ def fit_cell(
                     for k in res.values},
             stderr={k: math.nan for k in res.values},
         )
-        scores, v_fit = {}, {}
+        # both candidates on the fitted and the held-out sweeps at once: one compiled
+        # program (a second sweep count would compile a second one)
+        rec_all = rec.select(fit_idx + val_idx)
+        nf = len(fit_idx)
+        scores, v_all = {}, {}
         for key, r_ in (("search", res_search), ("local", res)):
-            v_fit[key] = predict(r_, rec_fit, simulator=sim,
+            v_all[key] = predict(r_, rec_all, simulator=sim,
                                  area_cm2=float(r_.values.get("area_cm2", area1)))
-            scores[key] = float(cell_score(t_fit, vd_fit, v_fit[key][None],
+            scores[key] = float(cell_score(t_fit, vd_fit, v_all[key][None, :nf],
                                            threshold=threshold_mV)[0][0])
         kept = "local" if scores["local"] <= scores["search"] else "search"
-        vm_fit = v_fit[kept]  # the kept model's fitted sweeps (validated below)
+        # the kept model's traces: fitted sweeps, then held-out ones (validated below)
+        vm_kept = {"fit": v_all[kept][:nf], "val": v_all[kept][nf:]}
         if kept == "local":
             # the standard errors at the local fit's result (no further steps)
             res_u = fit(
@@ -807,8 +812,8 @@ def fit_cell(
     for kind, r_, idx in (("fit", rec_fit, fit_idx), ("val", rec_val, val_idx)):
         if r_ is None:
             continue
-        if kind == "fit" and vm_fit is not None:
-            vm = vm_fit
+        if vm_kept is not None:
+            vm = vm_kept[kind]
         else:
             vm = predict(res, r_, simulator=sim, area_cm2=area)
         vd = np.asarray(r_.v_mV, float)
