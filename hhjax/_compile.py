@@ -4,7 +4,10 @@ An eager `hhjax.simulate(...)` compiles a program over a handful of scalars: its
 cost is the compile, not the run (about 2–3 s of compiling for under 10 ms of
 simulation). XLA's CPU backend compiles such scalar programs about a quarter faster
 with its classic elementwise emitters than with its newer fusion emitters, which
-pay off only on wide (batched) arrays; the results are bitwise the same. So the
+pay off only on wide (batched) arrays. (The traces and resting states of the HH and
+Pospischil models were bitwise the same either way; other programs, e.g. a fit's
+Levenberg–Marquardt step, may differ in the last bits, and batched ones run slower,
+so only these single-neuron programs use the option.) So the
 programs hhjax compiles for an eager single-neuron call ask for the classic
 emitters through `jax.jit(..., compiler_options=...)` — per program, never through
 JAX's global configuration or `XLA_FLAGS` — and everything traced (inside a user's `jit`, `vmap`
