@@ -755,7 +755,7 @@ def simulate(
                 lambda s: s.scan_kind, solver, "lax", is_leaf=lambda x: x is None
             )
     if y0 is None:
-        pass  # the resting state is found inside the compiled solve
+        pass  # the resting state: below (eager calls) or inside the compiled solve
     elif isinstance(params, HHParams) and not isinstance(y0, HHState):
         raise TypeError(f"`y0` must be an hhjax.HHState, got {type(y0).__name__}.")
     elif isinstance(params, Membrane) and not isinstance(y0, MembraneState):
