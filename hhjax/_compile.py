@@ -51,20 +51,21 @@ def all_concrete(*trees: Any) -> bool:
     )
 
 
-def lean_filter_jit(fun: Callable) -> Callable:
-    """`equinox.filter_jit(fun)` compiled with [`lean_compiler_options`][] (the
-    defaults where the options are not available). For eager calls on one neuron
-    only: batched programs run slower with these options."""
+def eager_lean_jit(fun: Callable) -> Callable:
+    """`equinox.filter_jit(fun)`, compiled with [`lean_compiler_options`][] when the
+    call is eager ([`all_concrete`][] arguments: one neuron, nothing to batch or
+    differentiate) and with the defaults when it is traced (batched programs run
+    slower with the lean options; inside a user's `jit` the outer compile decides
+    anyway). The lean options fall back to the defaults where XLA rejects them."""
+    traced = eqx.filter_jit(fun)
 
     @functools.cache
-    def build():
+    def lean():
         opts = lean_compiler_options()
-        return eqx.filter_jit(fun) if opts is None else eqx.filter_jit(
-            fun, compiler_options=opts
-        )
+        return traced if opts is None else eqx.filter_jit(fun, compiler_options=opts)
 
     @functools.wraps(fun)
     def call(*args, **kwargs):
-        return build()(*args, **kwargs)
+        return (lean() if all_concrete(args, kwargs) else traced)(*args, **kwargs)
 
     return call

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
 from ._channels import Membrane, MembraneState
-from ._compile import all_concrete, lean_filter_jit
+from ._compile import eager_lean_jit
 from ._params import HHParams
 
 
@@ -296,8 +296,7 @@ def resting_state(
     ```
     """
     args = _rest_arguments(params, i_hold, v_guess, rtol, atol)
-    solve = _resting_state_eager if all_concrete(params, args) else _resting_state
-    state, _ = solve(params, *args, int(max_steps), bool(throw))
+    state, _ = _resting_state(params, *args, int(max_steps), bool(throw))
     return state
 
 
@@ -321,9 +320,7 @@ def resting_state_checked(params: HHParams | Membrane, i_hold: ArrayLike = 0.0):
     """`(state, converged)`: [`hhjax.resting_state`][] with the default start and
     tolerances that never raises; `converged` is a boolean array (False when Newton
     failed or the state is non-finite, e.g. for NaN parameters)."""
-    args = _rest_arguments(params, i_hold)
-    solve = _resting_state_eager if all_concrete(params, args) else _resting_state
-    return solve(params, *args, 256, False)
+    return _resting_state(params, *_rest_arguments(params, i_hold), 256, False)
 
 
 #: [mV] the bracket of the safeguarded Newton solve of the resting potential
@@ -408,9 +405,8 @@ def _resting_state_impl(params, i_hold, v0, rtol, atol, max_steps, throw):
     return steady_state(params, v), ok
 
 
-_resting_state = eqx.filter_jit(_resting_state_impl)
-# eager calls on one neuron: compile-bound, so compiled with the lean options
-_resting_state_eager = lean_filter_jit(_resting_state_impl)
+# eager calls on one neuron are compile-bound: compiled with the lean options
+_resting_state = eager_lean_jit(_resting_state_impl)
 
 
 def model_derivatives(params, state, i_stim):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
 import diffrax
 import equinox as eqx
-import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,7 +14,7 @@ import optimistix as optx
 from jaxtyping import Array, ArrayLike
 
 from ._channels import Membrane, MembraneState, check_model
-from ._compile import all_concrete, lean_filter_jit
+from ._compile import all_concrete, eager_lean_jit
 from ._model import (
     HHState,
     hh_vector_field,
@@ -460,19 +458,6 @@ def _fixed_grid_with_jumps(t0, t1, dt, n_regular, jumps):
     return jnp.concatenate([grid[:1], rest, t1[None]])
 
 
-class _ForwardOnlyAdjoint(diffrax.AbstractAdjoint):
-    """The step loop as a plain `lax.while_loop`, for eager calls (concrete inputs:
-    nothing can differentiate them). It traces faster than the checkpointed loop of
-    `diffrax.RecursiveCheckpointAdjoint` and computes the same values."""
-
-    def loop(self, *, throw, passed_solver_state, passed_controller_state, **kwargs):
-        del throw, passed_solver_state, passed_controller_state
-        while_loop = functools.partial(eqxi.while_loop, kind="lax")
-        return self._loop(
-            inner_while_loop=while_loop, outer_while_loop=while_loop, **kwargs
-        )
-
-
 def _solve_impl(
     params,
     stimulus,
@@ -579,9 +564,8 @@ def _solve_impl(
     )
 
 
-_solve = eqx.filter_jit(_solve_impl)
-# eager calls on one neuron: compile-bound, so compiled with the lean options
-_solve_eager = lean_filter_jit(_solve_impl)
+# eager calls on one neuron are compile-bound: compiled with the lean options
+_solve = eager_lean_jit(_solve_impl)
 
 
 # --------------------------------------------------------------------------------------
@@ -741,19 +725,11 @@ def simulate(
         max_steps = _default_max_steps(is_adaptive_ctrl, duration, dt0f or DEFAULT_DT0)
     if int(max_steps) != max_steps or max_steps < 1:
         raise ValueError(f"`max_steps` must be a positive integer, got {max_steps!r}.")
-    eager = all_concrete(params, stimulus, y0, t0, t_end, ts_arr, dt0)
+    eager = all_concrete(params, stimulus, y0, t0, t_end, ts_arr, dt0, stepsize_controller)
     if adjoint is None:
-        # an eager call cannot be differentiated: plain loops (over the steps and over
-        # a Runge–Kutta step's stages) trace faster and compute the same values
-        adjoint = _ForwardOnlyAdjoint() if eager else diffrax.RecursiveCheckpointAdjoint()
-        if (
-            eager
-            and isinstance(solver, diffrax.AbstractRungeKutta)
-            and solver.scan_kind is None
-        ):
-            solver = eqx.tree_at(
-                lambda s: s.scan_kind, solver, "lax", is_leaf=lambda x: x is None
-            )
+        # an eager call cannot be differentiated: ForwardMode's plain loops (over the
+        # steps and a Runge–Kutta step's stages) trace faster, with the same values
+        adjoint = diffrax.ForwardMode() if eager else diffrax.RecursiveCheckpointAdjoint()
     if y0 is None:
         pass  # the resting state: below (eager calls) or inside the compiled solve
     elif isinstance(params, HHParams) and not isinstance(y0, HHState):
@@ -783,7 +759,7 @@ def simulate(
         # is reused by every eager simulation of the same model structure
         y0, rest_ok = resting_state_checked(params)
 
-    res = (_solve_eager if eager else _solve)(
+    res = _solve(
         params,
         stimulus,
         y0,

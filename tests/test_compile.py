@@ -30,14 +30,14 @@ def test_lean_options_are_accepted_or_dropped(monkeypatch):
     opts = _compile.lean_compiler_options()
     # this jaxlib accepts them (a later XLA may not: then None and the defaults)
     assert opts == _compile.LEAN_OPTIONS
-    f = _compile.lean_filter_jit(lambda x, n: jnp.sin(x) * n)
+    f = _compile.eager_lean_jit(lambda x, n: jnp.sin(x) * n)
     assert float(f(jnp.asarray(0.5), 3)) == pytest.approx(3 * np.sin(0.5), rel=1e-12)
     # an option this XLA does not know: no error, the defaults are used
     _compile.lean_compiler_options.cache_clear()
     monkeypatch.setattr(_compile, "LEAN_OPTIONS", {"xla_cpu_no_such_option_hhjax": True})
     try:
         assert _compile.lean_compiler_options() is None
-        g = _compile.lean_filter_jit(lambda x: 2 * x)
+        g = _compile.eager_lean_jit(lambda x: 2 * x)
         assert float(g(jnp.asarray(1.5))) == 3.0
     finally:
         _compile.lean_compiler_options.cache_clear()
@@ -62,20 +62,21 @@ def test_eager_calls_take_the_lean_program_and_keep_a_given_adjoint(monkeypatch)
     import hhjax._simulate as sim
 
     seen = []
-    for name in ("_solve_eager", "_solve"):
-        fn = getattr(sim, name)
-        monkeypatch.setattr(
-            sim, name,
-            lambda *a, _fn=fn, _name=name: seen.append((_name, type(a[10]).__name__)) or _fn(*a),
-        )
+    solve = sim._solve
+    monkeypatch.setattr(
+        sim, "_solve",
+        lambda *a: seen.append(
+            ("eager" if _compile.all_concrete(a) else "traced", type(a[10]).__name__)
+        ) or solve(*a),
+    )
     p = hhjax.HHParams()
     stim = hhjax.StepCurrent(amplitude=10.0, t_on=1.0, t_off=4.0)
     a = hhjax.simulate(p, stim, t_end=5.0, adjoint=diffrax.DirectAdjoint())
     b = hhjax.simulate(p, stim, t_end=5.0)
     jax.jit(lambda q: hhjax.simulate(q, stim, t_end=5.0).v)(p)
     assert seen == [
-        ("_solve_eager", "DirectAdjoint"),
-        ("_solve_eager", "_ForwardOnlyAdjoint"),
-        ("_solve", "RecursiveCheckpointAdjoint"),
+        ("eager", "DirectAdjoint"),
+        ("eager", "ForwardMode"),
+        ("traced", "RecursiveCheckpointAdjoint"),
     ]
     np.testing.assert_allclose(np.asarray(a.v), np.asarray(b.v), rtol=0, atol=1e-10)
