@@ -166,6 +166,12 @@ def cell_score(
     return score, {"spikes": spikes, "rmse_mV": rmse}
 
 
+#: candidates stay this far (in the unit cube) inside the bounds: a candidate on a
+#: bound would be rejected as the start of a local fit, whose transforms map the
+#: bounds open (and exp(log(lo)) can round below lo)
+_EDGE = 1e-3
+
+
 def _unit_maps(bounds: Mapping[str, tuple[float, float]], labels):
     """Per label: (to_unit, from_unit) maps onto [0, 1]; logarithmic for positive
     bounds spanning a factor ≥ 10."""
@@ -212,7 +218,9 @@ def search_cell(
     width around the best candidate (a restart that keeps the elites). The starting
     Gaussian is centred on the membrane's own values with standard deviation
     `spread[label]` (in scaled units; default 0.15, i.e. about a factor 2 for a
-    conductance bounded over two decades).
+    conductance bounded over two decades). Candidates are drawn strictly inside
+    the bounds (0.1 % of the scaled range from each), so the best one can start a
+    local fit on the same bounds.
 
     **Arguments:**
 
@@ -278,7 +286,7 @@ def search_cell(
     maps = _unit_maps(bounds, names)
     x0 = np.array([float(area_cm2) if k == "area_cm2" else
                    float(np.asarray(get_parameter(membrane, labels[k]))) for k in names])
-    u0 = np.clip([m[0](x) for m, x in zip(maps, x0)], 0.0, 1.0)
+    u0 = np.clip([m[0](x) for m, x in zip(maps, x0)], _EDGE, 1.0 - _EDGE)
     spread = dict(spread or {})
     sigma = np.array([float(spread.get(k, 0.15)) for k in names])
 
@@ -337,7 +345,7 @@ def search_cell(
     rng = np.random.default_rng(seed)
     n_elite = max(2, int(round(elite_fraction * N)))
     mean, std = u0.copy(), sigma.copy()
-    u = np.clip(mean + std * rng.standard_normal((N, d)), 0.0, 1.0)
+    u = np.clip(mean + std * rng.standard_normal((N, d)), _EDGE, 1.0 - _EDGE)
     u[0] = u0
     elite_u = np.empty((0, d))
     elite_s = np.empty(0)
@@ -371,7 +379,7 @@ def search_cell(
         else:
             mean = 0.3 * mean + 0.7 * elite_u.mean(0)
             std = np.maximum(0.3 * std + 0.7 * elite_u.std(0), 0.01)
-        u = np.clip(mean + std * rng.standard_normal((N, d)), 0.0, 1.0)
+        u = np.clip(mean + std * rng.standard_normal((N, d)), _EDGE, 1.0 - _EDGE)
         u[: elite_u.shape[0]] = elite_u  # re-simulated: keeps the array shapes fixed
         elite_u, elite_s = np.empty((0, d)), np.empty(0)
     best = elite_u[0] if elite_u.size else u[0]

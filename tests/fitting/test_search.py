@@ -113,3 +113,23 @@ def test_search_cell_searches_the_area():
     assert len(sr0.history) == 1 and sr0.n_evaluated == 16
     with pytest.raises(ValueError, match="area_bounds"):
         fitting.search_cell(truth, rec, {}, {}, area_cm2=3e-4, area_bounds=(4e-4, 6e-4))
+
+
+def test_search_cell_keeps_candidates_strictly_inside_the_bounds():
+    """A search pushed against a bound returns a value strictly inside it (the local
+    fit that starts from it maps the bounds open, so it rejects a start on one)."""
+    truth = hhjax.pospischil("RS", g_na=60.0, g_kd=6.0, v_t=-58.0)
+    rec = _synthetic(truth, [150.0, 250.0])
+    start = hhjax.pospischil("RS", g_na=60.0, g_kd=9.0, v_t=-58.0)
+    labels = {"g_kd": "channels.kd.g"}
+    lo, hi = 8.0, 80.0  # the truth (6) lies below the lower bound
+    mb, sr = fitting.search_cell(start, rec, labels, {"g_kd": (lo, hi)}, area_cm2=2e-4,
+                                 spread={"g_kd": 0.5}, population=16, generations=3,
+                                 time_budget_s=None, seed=0)
+    g = sr.values["g_kd"]
+    assert lo < g < 1.05 * lo  # at the edge, and inside
+    r = fitting.fit(mb, rec, ["channels.kd.g"], bounds={"channels.kd.g": (lo, hi)},
+                    area_cm2=2e-4, stages=[fitting.Stage(fitting.LevenbergMarquardt(steps=1),
+                                                         fitting.SubthresholdLoss())],
+                    uncertainty=False, retry=False, progress=False)
+    assert lo < float(r.values["channels.kd.g"]) < hi
