@@ -43,6 +43,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from ._channels import AbstractRateGate, Membrane, MembraneState, check_model
+from ._compile import eager_wide_jit, wide_compiler_options
 from ._model import HHState, resting_state
 from ._params import RATE_V_LIMIT, HHParams, is_concrete
 from ._rates import ClassicKinetics
@@ -407,9 +408,8 @@ def _loop(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched
     return states, final
 
 
-@eqx.filter_jit
-def _run(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched, scheme, save,
-         batch, chunk):
+def _run_impl(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched, scheme,
+              save, batch, chunk):
     dtype = model.dtype
     n = math.prod(batch)
     # a batched stimulus is evaluated with one vmap over a flat neuron axis
@@ -446,6 +446,9 @@ def _run(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched,
         final = jax.tree_util.tree_map(merge, final)
     t = t0 + dt * stride * jnp.arange(n_saves, dtype=dtype)
     return PopulationResult(t=t, state=states, final=final, ok=_finite(states) & _finite(final, over_time=False))
+
+
+_run = eager_wide_jit(_run_impl)
 
 
 def _flatten_padded(model, stimulus, y0, batch, n_pad, stimulus_batched):
@@ -486,6 +489,7 @@ def _run_sharded(model, stimulus, y0, args, batch, chunk, devices):
     s_spec = P("neurons") if dyn_s is not None else P()
     mesh = Mesh(np.asarray(devices), ("neurons",))
     local_n = n_pad // d
+    chunk = _chunk_for(local_n, chunk)
 
     def local(dm, ys, ds):
         m = eqx.combine(dm, static_m)
@@ -498,7 +502,8 @@ def _run_sharded(model, stimulus, y0, args, batch, chunk, devices):
         jax.shard_map(
             local, mesh=mesh, in_specs=(P("neurons"), P("neurons"), s_spec),
             out_specs=(P("neurons"), P("neurons"), P("neurons")),
-        )
+        ),
+        compiler_options=wide_compiler_options(),
     )
     states, final, ok = run(dyn_m, y0f, dyn_s)
 
@@ -519,6 +524,29 @@ def _default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+#: populations of at least twice this many neurons run as two chunks or more (so
+#: two threads can share them)
+_MIN_PART = 256
+#: chunks of at least this many neurons are balanced (and rounded to `_LANES`)
+_MIN_BALANCED = 32
+#: neurons per 512-bit vector in float32 (a multiple of the float64 count)
+_LANES = 16
+
+
+def _chunk_for(n: int, chunk: int) -> int:
+    """The chunk size `n` neurons actually run in: as many chunks as `chunk` (the
+    most) requires — at least two once each holds `_MIN_PART` neurons — all of one
+    size, rounded up to whole 512-bit vectors. E.g. 1025 neurons run as 2 × 528
+    rather than 2 × 1024 (half of it padding), 1000 as 2 × 512. It depends on `n`
+    and `chunk` only, not on `threads`, so threads never change the numbers.
+    Chunks below `_MIN_BALANCED` are kept as given."""
+    if chunk < _MIN_BALANCED:
+        return chunk
+    k = max(-(-n // chunk), min(2, n // _MIN_PART), 1)
+    c = -(-n // k)
+    return min(chunk, -(-c // _LANES) * _LANES)
 
 
 def _use_threads(params, stimulus, y0, n, chunk, threads, devices) -> int:
@@ -610,9 +638,11 @@ def simulate_population(
     - `y0`: initial state with fields of the batch shape (default: each neuron's
       resting state, [`hhjax.resting_state`][]).
     - `unroll`: steps unrolled per loop iteration (1 was fastest on CPU).
-    - `chunk_size`: neurons integrated together; larger populations run chunk
-      after chunk (keeps each chunk's state in cache on CPU; on a GPU pass the
-      population size to run it all at once).
+    - `chunk_size`: the most neurons integrated together; larger populations run
+      chunk after chunk (keeps each chunk's state in cache on CPU; on a GPU pass the
+      population size to run it all at once). The chunks are of one size, rounded
+      up to whole 512-bit vectors (1025 neurons run as 2 × 528), and a population
+      of 512 neurons or more runs as at least two (so two threads can share it).
     - `devices`: a list of JAX devices (e.g. `jax.devices()`) to shard the
       population over (`jax.shard_map` over a 1-D mesh: each device integrates its
       slice; nothing is exchanged during the run). Default: the default device.
@@ -721,7 +751,8 @@ def simulate_population(
     if int(threads) != threads or threads < 1:
         raise ValueError(f"`threads` must be a positive integer or None, got {threads!r}.")
     n_total = math.prod(batch) if batch else 1
-    parts = _use_threads(params, stimulus, y0, n_total, int(chunk_size), int(threads), devices)
+    chunk = _chunk_for(n_total, int(chunk_size))
+    parts = _use_threads(params, stimulus, y0, n_total, chunk, int(threads), devices)
     if devices is not None and len(devices) == 0:
         raise ValueError("`devices` must be a non-empty list of JAX devices or None.")
     if devices is not None and len(devices) > 1:
@@ -733,11 +764,11 @@ def simulate_population(
             jax.device_put(eqx.filter(tree, eqx.is_array), dev), eqx.filter(tree, eqx.is_array, inverse=True)
         )
         with jax.default_device(dev):
-            res = _run(put(params), put(stimulus), put(y0), *args, batch, int(chunk_size))
+            res = _run(put(params), put(stimulus), put(y0), *args, batch, chunk)
     elif parts > 1:
-        res = _run_threaded(params, stimulus, y0, args, batch, int(chunk_size), parts)
+        res = _run_threaded(params, stimulus, y0, args, batch, chunk, parts)
     else:
-        res = _run(params, stimulus, y0, *args, batch, int(chunk_size))
+        res = _run(params, stimulus, y0, *args, batch, chunk)
     if throw and is_concrete(res.ok) and not bool(jnp.all(res.ok)):
         bad = int(jnp.sum(~res.ok))
         raise SimulationError(

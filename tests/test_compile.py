@@ -26,21 +26,38 @@ def test_all_concrete_tells_eager_from_traced_calls():
     assert seen == [False, False, False]
 
 
-def test_lean_options_are_accepted_or_dropped(monkeypatch):
-    opts = _compile.lean_compiler_options()
+@pytest.mark.parametrize("kind", ["LEAN", "WIDE"])
+def test_options_are_accepted_or_dropped(monkeypatch, kind):
+    getter = getattr(_compile, f"{kind.lower()}_compiler_options")
+    wrap = getattr(_compile, f"eager_{kind.lower()}_jit")
     # this jaxlib accepts them (a later XLA may not: then None and the defaults)
-    assert opts == _compile.LEAN_OPTIONS
-    f = _compile.eager_lean_jit(lambda x, n: jnp.sin(x) * n)
+    assert getter() == getattr(_compile, f"{kind}_OPTIONS")
+    f = wrap(lambda x, n: jnp.sin(x) * n)
     assert float(f(jnp.asarray(0.5), 3)) == pytest.approx(3 * np.sin(0.5), rel=1e-12)
     # an option this XLA does not know: no error, the defaults are used
-    _compile.lean_compiler_options.cache_clear()
-    monkeypatch.setattr(_compile, "LEAN_OPTIONS", {"xla_cpu_no_such_option_hhjax": True})
-    try:
-        assert _compile.lean_compiler_options() is None
-        g = _compile.eager_lean_jit(lambda x: 2 * x)
-        assert float(g(jnp.asarray(1.5))) == 3.0
-    finally:
-        _compile.lean_compiler_options.cache_clear()
+    monkeypatch.setattr(_compile, f"{kind}_OPTIONS", {"xla_cpu_no_such_option_hhjax": True})
+    assert getter() is None
+    g = wrap(lambda x: 2 * x)
+    assert float(g(jnp.asarray(1.5))) == 3.0
+
+
+def test_eager_population_takes_the_wide_program_with_the_same_numbers(monkeypatch):
+    """`simulate_population` called eagerly compiles its loop with the wide-vector
+    options; inside `jit` the caller's compile decides. Same numbers either way."""
+    from hhjax import _fast
+
+    p = hhjax.HHParams(g_na=jnp.linspace(100.0, 140.0, 40))
+    stim = hhjax.StepCurrent(amplitude=10.0, t_on=2.0, t_off=18.0)
+    seen = []
+    run = _fast._run
+    monkeypatch.setattr(
+        _fast, "_run",
+        lambda *a: seen.append("eager" if _compile.all_concrete(a) else "traced") or run(*a),
+    )
+    eager = hhjax.simulate_population(p, stim, 20.0, save_every=0.5)
+    traced = jax.jit(lambda q: hhjax.simulate_population(q, stim, 20.0, save_every=0.5))(p)
+    assert seen == ["eager", "traced"]
+    np.testing.assert_array_equal(np.asarray(eager.v), np.asarray(traced.v))
 
 
 def test_eager_simulate_equals_the_traced_program():

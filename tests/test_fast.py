@@ -268,3 +268,23 @@ def test_sharded_over_two_cpu_devices_matches_one_device():
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "sharded ok" in proc.stdout
+
+
+def test_chunks_are_balanced_and_threads_do_not_change_the_numbers():
+    from hhjax._fast import _chunk_for
+
+    # one size for all chunks, whole 16-lane vectors, no chunk above the limit
+    assert _chunk_for(1025, 1024) == 528  # not 2 x 1024, half of it padding
+    assert _chunk_for(1000, 1024) == 512  # two chunks, so two threads can share them
+    assert _chunk_for(100, 1024) == 112 and _chunk_for(10**5, 1024) == 1024
+    assert _chunk_for(7, 3) == 3  # small chunks as given
+    for n in (300, 600, 1500, 5000):
+        c = _chunk_for(n, 1024)
+        k = -(-n // c)
+        assert c <= 1024 and c % 16 == 0 and k * c - n < 16 * k
+    # a population of two balanced chunks: threads split it, bit for bit the same
+    p = hhjax.HHParams(g_na=jnp.linspace(100.0, 140.0, 600))
+    one = hhjax.simulate_population(p, STIM, 30.0, save_every=0.5, threads=1)
+    two = hhjax.simulate_population(p, STIM, 30.0, save_every=0.5, threads=2)
+    np.testing.assert_array_equal(one.v, two.v)
+    np.testing.assert_array_equal(one.final.n, two.final.n)
