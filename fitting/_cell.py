@@ -778,8 +778,9 @@ def fit_cell(
         if kept == "search":
             res = res_search
             warnings.append(
-                f"the local fit worsened the fitted sweeps' score ({scores['search']:.3f} → "
-                f"{scores['local']:.3f}); kept the search's best (no standard errors)"
+                f"the local fit did not improve the fitted sweeps' score (search "
+                f"{scores['search']:.4g}, local fit {scores['local']:.4g}); kept the search's "
+                "best (no standard errors)"
             )
         search_info = {
             "score": scores["search"],
