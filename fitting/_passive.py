@@ -189,7 +189,7 @@ def estimate_passive(
     t = np.asarray(recording.t_ms, float)
     V = np.asarray(recording.v_mV, float)
     I = np.asarray(recording.i_samples, float)
-    rests, epochs = [], []
+    rests, epochs, n_steps = [], [], 0
     for s in range(V.shape[0]):
         v, i = V[s], I[s]
         edges = [int(k) for k in current_edges(i)]
@@ -205,6 +205,7 @@ def estimate_passive(
             di = i_after - i_before
             if not math.isfinite(di) or abs(di) < 5.0:
                 continue
+            n_steps += 1
             t_edge = t[k]
             spikes = t[up[(up >= k) & (up <= end)]]
             t_stop = min(t[end], t_edge + max_fit_ms)
@@ -229,6 +230,12 @@ def estimate_passive(
             if tau > 0.5 * (t_stop - t_edge) and spikes.size:
                 continue  # cut short by a spike long before it relaxes
             epochs.append((s, float(t_edge), di, dv, tau))
+    if not n_steps:
+        raise ValueError(
+            "estimate_passive found no usable sub-threshold step response: the current "
+            "has no step of at least 5 pA (not a step protocol, e.g. a chirp or noise); "
+            "give the area/capacitance explicitly."
+        )
     if not epochs:
         raise ValueError(
             "estimate_passive found no usable sub-threshold step response (every step "

@@ -64,8 +64,13 @@ def test_estimate_passive_recovers_a_passive_cell():
 def test_estimate_passive_errors():
     t = np.arange(0.0, 100.0, 0.1)
     flat = hhjax.Recording(t, np.full((1, t.size), -70.0), i_pA=np.zeros((1, t.size)))
-    with pytest.raises(ValueError, match="no usable sub-threshold step"):
+    with pytest.raises(ValueError, match="no step of at least 5 pA"):
         fitting.estimate_passive(flat)
+    # steps that all spike at once: the other reason
+    i = np.where((t >= 20.0) & (t < 80.0), 200.0, 0.0)[None]
+    v = np.where((t >= 20.5) & (t < 21.5), 30.0, -70.0)[None]
+    with pytest.raises(ValueError, match="every step spikes"):
+        fitting.estimate_passive(hhjax.Recording(t, v, i_pA=i))
     dens = hhjax.Recording(t, np.full((1, t.size), -70.0), i_uA_per_cm2=np.zeros((1, t.size)))
     with pytest.raises(ValueError, match="in pA"):
         fitting.estimate_passive(dens)
