@@ -489,7 +489,7 @@ def _run_sharded(model, stimulus, y0, args, batch, chunk, devices):
     s_spec = P("neurons") if dyn_s is not None else P()
     mesh = Mesh(np.asarray(devices), ("neurons",))
     local_n = n_pad // d
-    chunk = _chunk_for(local_n, chunk)
+    chunk = _chunk_for(local_n, chunk, split=False)
 
     def local(dm, ys, ds):
         m = eqx.combine(dm, static_m)
@@ -535,16 +535,17 @@ _MIN_BALANCED = 32
 _LANES = 16
 
 
-def _chunk_for(n: int, chunk: int) -> int:
+def _chunk_for(n: int, chunk: int, split: bool = True) -> int:
     """The chunk size `n` neurons actually run in: as many chunks as `chunk` (the
-    most) requires — at least two once each holds `_MIN_PART` neurons — all of one
-    size, rounded up to whole 512-bit vectors. E.g. 1025 neurons run as 2 × 528
-    rather than 2 × 1024 (half of it padding), 1000 as 2 × 512. It depends on `n`
-    and `chunk` only, not on `threads`, so threads never change the numbers.
-    Chunks below `_MIN_BALANCED` are kept as given."""
+    most) requires — with `split` (a CPU, where two threads can share them), at
+    least two once each holds `_MIN_PART` neurons — all of one size, rounded up to
+    whole 512-bit vectors. E.g. 1025 neurons run as 2 × 528 rather than 2 × 1024
+    (half of it padding), 1000 as 2 × 512. It does not depend on `threads`, so
+    threads never change the numbers. Chunks below `_MIN_BALANCED` are kept as
+    given."""
     if chunk < _MIN_BALANCED:
         return chunk
-    k = max(-(-n // chunk), min(2, n // _MIN_PART), 1)
+    k = max(-(-n // chunk), min(2, n // _MIN_PART) if split else 1, 1)
     c = -(-n // k)
     return min(chunk, -(-c // _LANES) * _LANES)
 
@@ -641,8 +642,9 @@ def simulate_population(
     - `chunk_size`: the most neurons integrated together; larger populations run
       chunk after chunk (keeps each chunk's state in cache on CPU; on a GPU pass the
       population size to run it all at once). The chunks are of one size, rounded
-      up to whole 512-bit vectors (1025 neurons run as 2 × 528), and a population
-      of 512 neurons or more runs as at least two (so two threads can share it).
+      up to whole 512-bit vectors (1025 neurons run as 2 × 528), and on a CPU a
+      population of 512 neurons or more runs as at least two (so two threads can
+      share it).
     - `devices`: a list of JAX devices (e.g. `jax.devices()`) to shard the
       population over (`jax.shard_map` over a 1-D mesh: each device integrates its
       slice; nothing is exchanged during the run). Default: the default device.
@@ -751,7 +753,9 @@ def simulate_population(
     if int(threads) != threads or threads < 1:
         raise ValueError(f"`threads` must be a positive integer or None, got {threads!r}.")
     n_total = math.prod(batch) if batch else 1
-    chunk = _chunk_for(n_total, int(chunk_size))
+    on_cpu = (jax.default_backend() == "cpu" if devices is None
+              else all(d.platform == "cpu" for d in devices))
+    chunk = _chunk_for(n_total, int(chunk_size), split=on_cpu)
     parts = _use_threads(params, stimulus, y0, n_total, chunk, int(threads), devices)
     if devices is not None and len(devices) == 0:
         raise ValueError("`devices` must be a non-empty list of JAX devices or None.")

@@ -278,6 +278,8 @@ def test_chunks_are_balanced_and_threads_do_not_change_the_numbers():
     assert _chunk_for(1000, 1024) == 512  # two chunks, so two threads can share them
     assert _chunk_for(100, 1024) == 112 and _chunk_for(10**5, 1024) == 1024
     assert _chunk_for(7, 3) == 3  # small chunks as given
+    # a GPU (no threads to share chunks): one chunk of the whole population
+    assert _chunk_for(10**6, 10**6, split=False) == 10**6 and _chunk_for(1000, 1024, split=False) == 1008
     for n in (300, 600, 1500, 5000):
         c = _chunk_for(n, 1024)
         k = -(-n // c)
