@@ -689,7 +689,7 @@ def fit_cell(
         mb, rec_fit, area_names + [cm.passive["g_leak"], cm.passive["e_leak"]],
         bounds={k: bounds[k] for k in area_names + [cm.passive["g_leak"], cm.passive["e_leak"]]},
         area_cm2=area0,
-        stages=[Stage(LevenbergMarquardt(steps=20, rtol=1e-4), sub, name="passive")],
+        stages=[Stage(LevenbergMarquardt(steps=20), sub, name="passive")],
         uncertainty=False, retry=False, progress=progress,
     )
     mb = r_passive.params
