@@ -526,6 +526,8 @@ def _default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: the default `chunk_size` on a CPU (a chunk's state stays in cache)
+CPU_CHUNK_SIZE = 1024
 #: populations of at least twice this many neurons run as two chunks or more (so
 #: two threads can share them)
 _MIN_PART = 256
@@ -613,7 +615,7 @@ def simulate_population(
     y0: HHState | MembraneState | None = None,
     stimulus_batched: bool = False,
     unroll: int = 1,
-    chunk_size: int = 1024,
+    chunk_size: int | None = None,
     devices=None,
     throw: bool = True,
     scheme: str = "exponential_euler",
@@ -639,9 +641,9 @@ def simulate_population(
     - `y0`: initial state with fields of the batch shape (default: each neuron's
       resting state, [`hhjax.resting_state`][]).
     - `unroll`: steps unrolled per loop iteration (1 was fastest on CPU).
-    - `chunk_size`: the most neurons integrated together; larger populations run
-      chunk after chunk (keeps each chunk's state in cache on CPU; on a GPU pass the
-      population size to run it all at once). The chunks are of one size, rounded
+    - `chunk_size`: the most neurons integrated together (default: 1024 on a CPU,
+      the whole population on a GPU); larger populations run chunk after chunk
+      (keeps each chunk's state in cache on a CPU). The chunks are of one size, rounded
       up to whole 512-bit vectors (1025 neurons run as 2 × 528), and on a CPU a
       population of 512 neurons or more runs as at least two (so two threads can
       share it).
@@ -734,8 +736,8 @@ def simulate_population(
     n_saves = n_steps // stride + 1
     if scheme not in SCHEMES:
         raise ValueError(f"`scheme` must be one of {SCHEMES}, got {scheme!r}.")
-    if int(chunk_size) != chunk_size or chunk_size < 1:
-        raise ValueError(f"`chunk_size` must be a positive integer, got {chunk_size!r}.")
+    if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
+        raise ValueError(f"`chunk_size` must be a positive integer or None, got {chunk_size!r}.")
     batch = _batch_shape(params)
     if stimulus is not None and stimulus_batched:
         batch = _stimulus_batch(stimulus, batch)
@@ -755,6 +757,8 @@ def simulate_population(
     n_total = math.prod(batch) if batch else 1
     on_cpu = (jax.default_backend() == "cpu" if devices is None
               else all(d.platform == "cpu" for d in devices))
+    if chunk_size is None:  # a CPU keeps a chunk in cache; a GPU wants all at once
+        chunk_size = CPU_CHUNK_SIZE if on_cpu else max(n_total, 1)
     chunk = _chunk_for(n_total, int(chunk_size), split=on_cpu)
     parts = _use_threads(params, stimulus, y0, n_total, chunk, int(threads), devices)
     if devices is not None and len(devices) == 0:

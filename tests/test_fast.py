@@ -290,3 +290,19 @@ def test_chunks_are_balanced_and_threads_do_not_change_the_numbers():
     two = hhjax.simulate_population(p, STIM, 30.0, save_every=0.5, threads=2)
     np.testing.assert_array_equal(one.v, two.v)
     np.testing.assert_array_equal(one.final.n, two.final.n)
+
+
+def test_default_chunk_is_the_whole_population_off_a_cpu(monkeypatch):
+    """On a GPU (here: the backend reported as one) the default chunk holds the
+    whole population, run at once; on a CPU it is 1024 (two threads, two chunks)."""
+    from hhjax import _fast
+
+    seen = []
+    run = _fast._run
+    monkeypatch.setattr(_fast, "_run", lambda *a: seen.append(a[-1]) or run(*a))
+    p = hhjax.HHParams(g_na=jnp.linspace(100.0, 140.0, 2000))
+    cpu = hhjax.simulate_population(p, STIM, 5.0, save_every=0.5, threads=1)
+    monkeypatch.setattr(_fast.jax, "default_backend", lambda: "gpu")
+    gpu = hhjax.simulate_population(p, STIM, 5.0, save_every=0.5)
+    assert seen == [1008, 2000]
+    np.testing.assert_allclose(gpu.v, cpu.v, rtol=0, atol=1e-9)
