@@ -84,9 +84,11 @@ def eager_jit(fun: Callable, options: Callable[[], dict[str, Any] | None]) -> Ca
 
     def program():
         opts = options()
-        key = None if opts is None else tuple(sorted(opts.items()))
+        if opts is None:
+            return traced
+        key = tuple(sorted(opts.items()))
         if key not in cache:
-            cache[key] = traced if opts is None else eqx.filter_jit(fun, compiler_options=opts)
+            cache[key] = eqx.filter_jit(fun, compiler_options=opts)
         return cache[key]
 
     @functools.wraps(fun)

@@ -552,13 +552,11 @@ def _chunk_for(n: int, chunk: int, split: bool = True) -> int:
     return min(chunk, -(-c // _LANES) * _LANES)
 
 
-def _use_threads(params, stimulus, y0, n, chunk, threads, devices) -> int:
+def _use_threads(params, stimulus, y0, n, chunk, threads, on_cpu) -> int:
     """How many concurrent parts to split a population into (1 = no splitting): only
-    outside any JAX transformation (every array concrete), on a CPU default device,
-    when there are at least two chunks."""
-    if threads <= 1 or n <= chunk or (devices is not None and len(devices) > 1):
-        return 1
-    if jax.default_backend() != "cpu":
+    outside any JAX transformation (every array concrete), on the CPU default device
+    (`on_cpu` without `devices`), when there are at least two chunks."""
+    if threads <= 1 or n <= chunk or not on_cpu:
         return 1
     leaves = jax.tree_util.tree_leaves((params, stimulus, y0))
     if not all(is_concrete(x) for x in leaves if eqx.is_array(x)):
@@ -755,14 +753,16 @@ def simulate_population(
     if int(threads) != threads or threads < 1:
         raise ValueError(f"`threads` must be a positive integer or None, got {threads!r}.")
     n_total = math.prod(batch) if batch else 1
+    if devices is not None and len(devices) == 0:
+        raise ValueError("`devices` must be a non-empty list of JAX devices or None.")
     on_cpu = (jax.default_backend() == "cpu" if devices is None
               else all(d.platform == "cpu" for d in devices))
     if chunk_size is None:  # a CPU keeps a chunk in cache; a GPU wants all at once
         chunk_size = CPU_CHUNK_SIZE if on_cpu else max(n_total, 1)
     chunk = _chunk_for(n_total, int(chunk_size), split=on_cpu)
-    parts = _use_threads(params, stimulus, y0, n_total, chunk, int(threads), devices)
-    if devices is not None and len(devices) == 0:
-        raise ValueError("`devices` must be a non-empty list of JAX devices or None.")
+    # (with `devices` the population is placed or sharded, never threaded)
+    parts = _use_threads(params, stimulus, y0, n_total, chunk, int(threads),
+                         on_cpu and devices is None)
     if devices is not None and len(devices) > 1:
         res = _run_sharded(params, stimulus, y0, args, batch, int(chunk_size), tuple(devices))
     elif devices is not None:
