@@ -129,9 +129,12 @@ def _sweep_list(text, flag, parser):
     if not text:
         return []
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        out = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         parser.error(f"{flag} expects comma-separated sweep indices, e.g. 0,2,4; got {text!r}")
+    if any(k < 0 for k in out):
+        parser.error(f"{flag}: sweep indices count from 0 (the file's first sweep); got {text!r}")
+    return out
 
 
 def _validation_rows(rec, v_model, sweeps, threshold):
@@ -169,28 +172,41 @@ def _fit_cmd(args, parser) -> int:
     path = pathlib.Path(args.data)
     if not path.exists():
         parser.error(f"recording {path} does not exist (give an .abf, .nwb, .npz or .csv file)")
-    try:
-        rec = hhjax.load_recording(
-            path, area_cm2=args.area_cm2, capacitance_pF=args.capacitance_pF
-        )
-    except (ValueError, OSError, ImportError) as e:
-        # ImportError: the ABF/NWB readers are an optional extra; its message names
-        # `pip install "hhjax[io]"`
-        parser.error(f"could not load {path}: {e}")
     fit_sweeps = _sweep_list(args.sweeps, "--sweeps", parser)
     val_sweeps = _sweep_list(args.validate, "--validate", parser)
-    for flag, idx in (("--sweeps", fit_sweeps), ("--validate", val_sweeps)):
-        bad = [k for k in idx if not 0 <= k < rec.n_sweeps]
-        if bad:
-            parser.error(f"{flag}: sweep(s) {bad} do not exist; {path.name} has "
-                         f"{rec.n_sweeps} sweeps (0..{rec.n_sweeps - 1})")
     if set(fit_sweeps) & set(val_sweeps):
         parser.error(f"sweeps {sorted(set(fit_sweeps) & set(val_sweeps))} are in both "
                      "--sweeps and --validate; a held-out sweep must not be fitted: "
                      "remove them from one of the two")
-    if not fit_sweeps and len(set(val_sweeps)) >= rec.n_sweeps:
-        parser.error(f"--validate holds out every sweep of {path.name} "
-                     f"({rec.n_sweeps}); leave at least one sweep to fit")
+    # with --sweeps, only the fitted and held-out sweeps are read: a file may hold
+    # other protocols (other lengths or sampling) that could not share one time axis
+    loaded = sorted(set(fit_sweeps) | set(val_sweeps)) if fit_sweeps else None
+    try:
+        rec = hhjax.load_recording(
+            path, sweeps=loaded, area_cm2=args.area_cm2, capacitance_pF=args.capacitance_pF
+        )
+    except IndexError as e:
+        parser.error(f"--sweeps/--validate: {e}")
+    except (ValueError, OSError, ImportError) as e:
+        # ImportError: the ABF/NWB readers are an optional extra; its message names
+        # `pip install "hhjax[io]"`
+        hint = "" if loaded else (
+            " (with --sweeps, only the fitted and --validate sweeps are read)")
+        parser.error(f"could not load {path}: {e}{hint}")
+    if loaded is None:
+        for flag, idx in (("--sweeps", fit_sweeps), ("--validate", val_sweeps)):
+            bad = [k for k in idx if not 0 <= k < rec.n_sweeps]
+            if bad:
+                parser.error(f"{flag}: sweep(s) {bad} do not exist; {path.name} has "
+                             f"{rec.n_sweeps} sweeps (0..{rec.n_sweeps - 1})")
+        if len(set(val_sweeps)) >= rec.n_sweeps:
+            parser.error(f"--validate holds out every sweep of {path.name} "
+                         f"({rec.n_sweeps}); leave at least one sweep to fit")
+        file_index = list(range(rec.n_sweeps))
+    else:
+        file_index = loaded
+    # the recording's sweeps are `file_index` (the file's indices, in this order)
+    pos = {s: k for k, s in enumerate(file_index)}
     model = args.model
     if model == "auto" and rec.current_unit != "pA":
         model = "hh"  # a membrane patch in µA/cm² (e.g. `hhjax demo`'s recording)
@@ -199,11 +215,11 @@ def _fit_cmd(args, parser) -> int:
     checkpoint = out / "checkpoint.npz"
     if model != "hh":
         return _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps,
-                             out, checkpoint)
+                             out, checkpoint, file_index)
     if not fit_sweeps:
         fit_sweeps = [k for k in range(rec.n_sweeps) if k not in val_sweeps]
     rec_all = rec
-    rec = rec_all.select(fit_sweeps)
+    rec = rec_all.select([pos[k] for k in fit_sweeps])
     if args.t_start is not None or args.t_end is not None:
         try:
             rec = rec.window(args.t_start, args.t_end)
@@ -272,7 +288,7 @@ def _fit_cmd(args, parser) -> int:
     extra = {"data": str(path.resolve()), "model": "hh", "fit_sweeps": fit_sweeps,
              "validate_sweeps": val_sweeps, "validation": []}
     if val_sweeps:
-        rec_val = rec_all.select(val_sweeps)
+        rec_val = rec_all.select([pos[k] for k in val_sweeps])
         v_val = fitting.predict(res, rec_val)
         extra["validation"] = _json_rows(
             _validation_rows(rec_val, v_val, val_sweeps,
@@ -292,6 +308,23 @@ def _json_rows(rows):
     ]
 
 
+def _renumbered(cf, file_index):
+    """`cf` with its sweeps named by the file's indices (`file_index[k]` for the
+    loaded recording's sweep k)."""
+    import dataclasses
+
+    def rows(rs):
+        return [{**r, "sweep": int(file_index[r["sweep"]])} for r in rs]
+
+    return dataclasses.replace(
+        cf,
+        fit_sweeps=tuple(int(file_index[k]) for k in cf.fit_sweeps),
+        validate_sweeps=tuple(int(file_index[k]) for k in cf.validate_sweeps),
+        training=rows(cf.training),
+        validation=rows(cf.validation),
+    )
+
+
 def _search_option(generations: int, budget_s: float, parser):
     """`fit_cell`'s `search=` from `--search-generations` (0: no search) and
     `--search-budget` [s] (0: no time limit — the generation count alone decides, so
@@ -306,7 +339,9 @@ def _search_option(generations: int, budget_s: float, parser):
 
 
 def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
-                  checkpoint) -> int:
+                  checkpoint, file_index) -> int:
+    """`fit_cell` on `rec`, whose sweeps are the file's `file_index` (in that order);
+    `fit_sweeps`/`val_sweeps` and everything written name the file's indices."""
     import fitting
 
     if rec.current_unit != "pA":
@@ -321,8 +356,10 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
           f"{fit_sweeps or 'all but the held-out ones'}; held out {val_sweeps or 'none'}; "
           f"output in {out}")
     try:
+        pos = {s: k for k, s in enumerate(file_index)}
         cf = fitting.fit_cell(
-            rec, model, sweeps=fit_sweeps or None, validate=val_sweeps,
+            rec, model, sweeps=[pos[k] for k in fit_sweeps] or None,
+            validate=[pos[k] for k in val_sweeps],
             window_ms=window,
             threshold_mV=-20.0 if args.threshold is None else args.threshold,
             capacitance_pF=args.capacitance_pF, area_cm2=args.area_cm2,
@@ -344,6 +381,8 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
         return EXIT_INTERRUPTED
     except (ValueError, TypeError) as e:
         parser.error(str(e))
+    if file_index != list(range(rec.n_sweeps)):
+        cf = _renumbered(cf, file_index)
     print(cf.summary())
     print(f"  status {cf.status}; {cf.wall_time:.1f} s")
     for w in cf.warnings:
@@ -458,7 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="total membrane capacitance [pF] for recordings in pA "
                           "(alternative to --area-cm2, at c_m = 1 µF/cm²)")
     fit.add_argument("--sweeps", default=None, metavar="SWEEPS",
-                     help="comma-separated sweep indices to fit (default: all but the "
+                     help="comma-separated sweep indices to fit, counted from 0 in the "
+                          "file's order (NWB: by sweep_number); with --sweeps only these "
+                          "and the --validate sweeps are read, so a file that mixes "
+                          "protocols of other lengths works (default: all but the "
                           "--validate ones)")
     fit.add_argument("--t-start", type=float, default=None, metavar="MS",
                      help="first time to use [ms] (default: the recording's start for "

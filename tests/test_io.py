@@ -564,6 +564,77 @@ def _rec(n=101, dt=0.1, sweeps=2):
     return hhjax.Recording(t, v, i_pA=i, meta={"k": 1})
 
 
+def test_cli_fit_reads_only_the_named_sweeps_of_a_mixed_file(pynwb, tmp_path, monkeypatch, capsys):
+    """A real NWB file mixes protocols (a short pulse, a ramp, long steps) whose
+    sweeps differ in length and cannot share one time axis. `hhjax fit FILE --sweeps
+    2 --validate 3` reads only those two sweeps (no error from the others), hands
+    `fit_cell` their positions in the loaded recording, and reports the file's
+    indices; without `--sweeps` the load fails and the message says how to fix it."""
+    import dataclasses
+
+    import fitting
+    from fitting._cli import main as cli_main
+
+    v0, i0 = _sweep(0, n=400)
+    v1, i1 = _sweep(1, n=900)  # another protocol: longer
+    v2, i2 = _sweep(2, n=600)
+    v3, i3 = _sweep(3, n=600)
+    path = _nwb_file(pynwb, tmp_path / "mixed.nwb", [
+        ("sweep_0", 0.0, 20000.0, v0, i0, "elec0", 0),
+        ("sweep_1", 1.0, 20000.0, v1, i1, "elec0", 1),
+        ("sweep_2", 2.0, 20000.0, v2, i2, "elec0", 2),
+        ("sweep_3", 3.0, 20000.0, v3, i3, "elec0", 3),
+    ])
+    seen = {}
+
+    @dataclasses.dataclass(frozen=True)
+    class FakeFit:  # the fields the CLI renumbers, and what it prints and writes
+        fit_sweeps: tuple
+        validate_sweeps: tuple
+        training: list
+        validation: list
+        status: str = "ok"
+        wall_time: float = 0.0
+        warnings: tuple = ()
+
+        def summary(self):
+            return "fake fit"
+
+        def write(self, out, extra=None):
+            seen["written"] = self
+            return {"json": out / "fit.json", "png": out / "fit.png"}
+
+    def fake_fit_cell(rec, model, *, sweeps, validate, **kw):
+        seen["v"], seen["sweeps"], seen["validate"] = np.asarray(rec.v_mV), sweeps, validate
+        rows = [{"sweep": k, "n_spikes_data": 0} for k in sweeps]
+        return FakeFit(tuple(sweeps), tuple(validate), rows,
+                       [{"sweep": k, "n_spikes_data": 0} for k in validate])
+
+    monkeypatch.setattr(fitting, "fit_cell", fake_fit_cell)
+    rc = cli_main(["fit", str(path), "--sweeps", "3", "--validate", "2", "--out",
+                   str(tmp_path / "out"), "--no-progress"])
+    assert rc == 0
+    # loaded: the file's sweeps 2 and 3, in file order; fitted 3 (position 1)
+    np.testing.assert_allclose(seen["v"], np.stack([v2, v3]), atol=1e-9)
+    assert seen["sweeps"] == [1] and seen["validate"] == [0]
+    out = seen["written"]
+    assert out.fit_sweeps == (3,) and out.validate_sweeps == (2,)
+    assert [r["sweep"] for r in out.training] == [3]
+    assert [r["sweep"] for r in out.validation] == [2]
+    # without --sweeps every sweep is read, and the mixed lengths cannot be
+    with pytest.raises(SystemExit):
+        cli_main(["fit", str(path), "--validate", "2", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert "not on the time axis" in err and "with --sweeps, only" in err
+    # an index past the file's sweeps and a negative one name the flag
+    with pytest.raises(SystemExit):
+        cli_main(["fit", str(path), "--sweeps", "2", "--validate", "7", "--out", str(tmp_path)])
+    assert "--sweeps/--validate" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["fit", str(path), "--sweeps", "-1", "--out", str(tmp_path)])
+    assert "count from 0" in capsys.readouterr().err
+
+
 def test_resample_mean_and_linear():
     rec = _rec()
     m = rec.resample(0.3)
