@@ -1,4 +1,4 @@
-"""The `hhjax` program: `hhjax demo`, `hhjax fit`, `hhjax simulate`.
+"""The `hhjax` program: `hhjax demo`, `hhjax fit`, `hhjax simulate`, `hhjax sweeps`.
 
 It lives in the fitting package because `demo` and `fit` need it; the simulation-only
 subcommand comes from `hhjax._cli`.
@@ -393,7 +393,7 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hhjax._cli import add_simulate_command
+    from hhjax._cli import add_simulate_command, add_sweeps_command
 
     parser = argparse.ArgumentParser(
         prog="hhjax",
@@ -531,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.set_defaults(func=_fit_cmd)
 
     add_simulate_command(sub)
+    add_sweeps_command(sub)
     return parser
 
 
@@ -544,6 +545,10 @@ def main(argv: list[str] | None = None) -> int:
         from hhjax._cli import run_simulate
 
         return run_simulate(args, parser)
+    if args.command == "sweeps":
+        from hhjax._cli import run_sweeps
+
+        return run_sweeps(args, parser)
     if getattr(args, "starts", 1) < 1:
         parser.error(f"--starts must be >= 1, got {args.starts}")
     try:

@@ -72,6 +72,7 @@ from ._rates import ClassicKinetics as ClassicKinetics
 from ._rates import exprel_inv as exprel_inv
 from ._rates import phi1 as phi1
 from ._recording import Recording as Recording
+from ._recording import list_sweeps as list_sweeps
 from ._recording import load_recording as load_recording
 from ._simulate import RESULTS as RESULTS
 from ._simulate import SimulationError as SimulationError

@@ -1,4 +1,4 @@
-"""The `hhjax simulate` subcommand (simulation only).
+"""The `hhjax simulate` and `hhjax sweeps` subcommands (no fitting).
 
 The `hhjax` program itself lives in `fitting._cli` (it adds `demo` and `fit`, which
 need the fitting package); this module registers its subcommand there, so `hhjax`
@@ -99,6 +99,73 @@ def run_simulate(args: argparse.Namespace, parser=None) -> int:
     return _simulate_cmd(args)
 
 
+def _fmt(x, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def run_sweeps(args: argparse.Namespace, parser=None) -> int:
+    """Run `hhjax sweeps FILE`: one line per sweep (or JSON with `--json`)."""
+    import json
+
+    import hhjax
+
+    path = pathlib.Path(args.recording)
+    try:
+        rows = hhjax.list_sweeps(path, channel=args.channel, threshold_mV=args.threshold)
+    except (ValueError, OSError, ImportError) as e:
+        msg = f"could not read {path}: {e}"
+        if parser is not None:
+            parser.error(msg)
+        raise SystemExit(f"hhjax sweeps: error: {msg}") from None
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    unit = next((r["current_unit"] for r in rows if r["current_unit"]), None)
+    unit = {"pA": "pA", "uA_per_cm2": "µA/cm²"}.get(unit, "-")
+    print(f"{path.name}: {len(rows)} sweep(s); spikes = upward crossings of "
+          f"{args.threshold:g} mV; current in {unit}")
+    print(f"{'index':>5}  {'name':<14} {'sweep#':>6} {'samples':>8} {'dt ms':>7} "
+          f"{'dur ms':>8} {'V start':>8} {'I start':>8} {'I min':>8} {'I max':>8} "
+          f"{'spikes':>6}  description")
+    for r in rows:
+        if r["error"]:
+            print(f"{r['index']:>5}  {str(r['name'])[:14]:<14} "
+                  f"{_fmt(r['sweep_number'], 'd'):>6} cannot be read: {r['error']}")
+            continue
+        print(f"{r['index']:>5}  {str(r['name'])[:14]:<14} {_fmt(r['sweep_number'], 'd'):>6} "
+              f"{r['n_samples']:>8} {r['dt_ms']:>7.4g} {r['duration_ms']:>8.6g} "
+              f"{r['v_start_mV']:>8.2f} {_fmt(r['i_start'], '.4g'):>8} "
+              f"{_fmt(r['i_min'], '.4g'):>8} {_fmt(r['i_max'], '.4g'):>8} "
+              f"{r['n_spikes']:>6}  {r['description'] or ''}")
+    return 0
+
+
+def add_sweeps_command(sub) -> argparse.ArgumentParser:
+    """Register `sweeps` on an argparse subparsers object."""
+    cmd = sub.add_parser(
+        "sweeps",
+        help="list the sweeps of a recording (.abf, .nwb, .npz, .csv) to choose "
+             "--sweeps and --validate",
+        description=(
+            "Print one line per sweep of a recording: its index (what `hhjax fit "
+            "--sweeps/--validate` and hhjax.load_recording(sweeps=) take), name and "
+            "sweep number (NWB), samples, spacing, duration, the potential at its "
+            "start [mV], the current at its start, minimum and maximum (pA, or µA/cm² "
+            "for a membrane patch), and its spike count. Reads files whose sweeps "
+            "differ in length sweep by sweep."
+        ),
+    )
+    cmd.add_argument("recording", metavar="RECORDING", help="the recording file")
+    cmd.add_argument("--channel", default=None, metavar="CH",
+                     help=".abf: the voltage ADC channel (index or name); .nwb: the "
+                          "electrode (needed only when the file has several)")
+    cmd.add_argument("--threshold", type=float, default=-20.0, metavar="MV",
+                     help="spike threshold [mV] (default −20)")
+    cmd.add_argument("--json", action="store_true", help="print the rows as JSON")
+    cmd.set_defaults(func=run_sweeps)
+    return cmd
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hhjax-simulate",
@@ -106,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_simulate_command(sub)
+    add_sweeps_command(sub)
     return parser
 
 
@@ -115,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "sweeps":
+        return run_sweeps(args, parser)
     return run_simulate(args, parser)
 
 

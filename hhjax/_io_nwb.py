@@ -7,6 +7,7 @@ times in seconds. hhjax converts at this boundary: mV, pA, ms.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import re
@@ -202,6 +203,23 @@ def load_nwb(
     )
 
     p = pathlib.Path(path)
+    with _opened(pynwb, p) as (nwb, source):
+        return _load(
+            nwb,
+            p,
+            source,
+            sweeps,
+            electrode,
+            add_bias_current,
+            (CurrentClampSeries, CurrentClampStimulusSeries, IZeroClampSeries),
+            dict(area_cm2=area_cm2, capacitance_pF=capacitance_pF, c_m=c_m),
+        )
+
+
+@contextlib.contextmanager
+def _opened(pynwb, p: pathlib.Path):
+    """`(nwb, source)` of the file at `p`, read with pynwb and closed afterwards;
+    `FileNotFoundError`, or a `ValueError` for a file pynwb cannot read."""
     if not p.is_file():
         raise FileNotFoundError(f"no recording file at {str(p)!r}.")
     source = repr(str(p))
@@ -220,22 +238,40 @@ def load_nwb(
                 f"could not read {source} as an NWB file (truncated, corrupt or not "
                 f"NWB?): {type(e).__name__}: {e}"
             ) from e
-        return _load(
-            nwb,
-            p,
-            source,
-            sweeps,
-            electrode,
-            add_bias_current,
-            (CurrentClampSeries, CurrentClampStimulusSeries, IZeroClampSeries),
-            dict(area_cm2=area_cm2, capacitance_pF=capacitance_pF, c_m=c_m),
-        )
+        yield nwb, source
     finally:
         io.close()
 
 
-def _load(nwb, p, source, sweeps, electrode, add_bias, classes, recording_kw):
-    CurrentClampSeries, CurrentClampStimulusSeries, IZeroClampSeries = classes
+def load_nwb_each(path: str | os.PathLike, *, electrode: int | str | None = None) -> list:
+    """Every current-clamp sweep of an NWB file as `(series name, sweep_number or
+    None, one-sweep Recording or the ValueError that reading it raised)`, in the
+    file's sweep order, from one read of the file: for listing files whose sweeps
+    differ in length or sampling (which [`hhjax.load_nwb`][] cannot stack)."""
+    pynwb = import_pynwb()
+    from pynwb.icephys import (
+        CurrentClampSeries,
+        CurrentClampStimulusSeries,
+        IZeroClampSeries,
+    )
+
+    p = pathlib.Path(path)
+    classes = (CurrentClampSeries, CurrentClampStimulusSeries, IZeroClampSeries)
+    with _opened(pynwb, p) as (nwb, source):
+        series = _ordered_series(nwb, source, electrode, CurrentClampSeries)
+        out = []
+        for k, s in enumerate(series):
+            number = getattr(s, "sweep_number", None)
+            try:
+                rec = _load(nwb, p, source, [k], electrode, False, classes, {})
+            except ValueError as e:
+                rec = e
+            out.append((s.name, None if number is None else int(number), rec))
+        return out
+
+
+def _ordered_series(nwb, source, electrode, CurrentClampSeries) -> list:
+    """The current-clamp series of `electrode` in the file's sweep order."""
     acquisition = dict(nwb.acquisition)
     series = [s for s in acquisition.values() if isinstance(s, CurrentClampSeries)]
     if not series:
@@ -277,6 +313,12 @@ def _load(nwb, p, source, sweeps, electrode, add_bias, classes, recording_kw):
         series.sort(key=lambda s: (int(s.sweep_number), _natural_key(s.name)))
     else:
         series.sort(key=lambda s: _natural_key(s.name))
+    return series
+
+
+def _load(nwb, p, source, sweeps, electrode, add_bias, classes, recording_kw):
+    CurrentClampSeries, CurrentClampStimulusSeries, IZeroClampSeries = classes
+    series = _ordered_series(nwb, source, electrode, CurrentClampSeries)
     names = [s.name for s in series]
 
     # selection: names or indices

@@ -1330,3 +1330,96 @@ def _postprocess(
     if ljp_mV is not None:
         rec = rec.correct_ljp(ljp_mV)
     return rec
+
+
+def _sweep_summary(rec: Recording, k: int, index: int, threshold_mV: float) -> dict[str, Any]:
+    """The `list_sweeps` row of sweep `k` of `rec`, listed as the file's `index`."""
+    meta = rec.meta
+    t = np.asarray(rec.t_ms, float)
+    v = np.asarray(rec.v_mV[k], float)
+    row: dict[str, Any] = {"index": int(index)}
+
+    def per_sweep(key):
+        vals = meta.get(key)
+        return vals[k] if isinstance(vals, list) and len(vals) > k else None
+
+    row["name"] = per_sweep("series") or f"sweep {index}"
+    row["sweep_number"] = per_sweep("sweep_numbers")
+    row["n_samples"] = int(t.size)
+    row["dt_ms"] = float(np.median(np.diff(t))) if t.size > 1 else math.nan
+    row["duration_ms"] = float(t[-1] - t[0])
+    head = v[: max(1, t.size // 20)]
+    row["v_start_mV"] = float(np.median(head))
+    row["n_spikes"] = int(np.sum((v[:-1] < threshold_mV) & (v[1:] >= threshold_mV)))
+    row["current_unit"] = rec.current_unit
+    if rec.i_samples is not None:
+        i = np.asarray(rec.i_samples[k], float)
+        row["i_start"] = float(i[0])
+        row["i_min"], row["i_max"] = float(i.min()), float(i.max())
+    else:
+        row["i_start"] = row["i_min"] = row["i_max"] = None
+    row["description"] = per_sweep("stimulus_description")
+    row["error"] = None
+    return row
+
+
+def list_sweeps(
+    path: str | os.PathLike,
+    *,
+    channel: int | str | None = None,
+    current_channel: int | str | None = None,
+    threshold_mV: float = -20.0,
+) -> list[dict[str, Any]]:
+    """One summary per sweep of a recording file, to choose the sweeps to fit and to
+    hold out (`hhjax sweeps FILE` prints it).
+
+    Works on files whose sweeps cannot be loaded together: an NWB file that mixes
+    protocols (a short pulse, a ramp, long steps: sweeps of other lengths or
+    sampling) is read sweep by sweep, and a sweep that cannot be read gets its
+    error message instead of failing the listing.
+
+    **Arguments:** `path` (`.abf`, `.nwb`, `.npz`, `.csv`); `channel`,
+    `current_channel` as [`hhjax.load_recording`][]; `threshold_mV`: the level an
+    upward crossing of which counts as a spike [mV] (default −20).
+
+    **Returns:** a list of dicts, in the file's sweep order, with `index` (what
+    `load_recording(path, sweeps=[index])` and `hhjax fit --sweeps` take), `name`
+    (NWB: the series name), `sweep_number` (NWB, else `None`), `n_samples`, `dt_ms`
+    (median sample spacing), `duration_ms`, `v_start_mV` (median of the first 5 %
+    of the sweep), `n_spikes`, `current_unit` (`"pA"` or `"uA_per_cm2"`), `i_start`,
+    `i_min`, `i_max` (in `current_unit`; `None` without sampled current),
+    `description` (NWB: the stimulus description) and `error` (`None`, or why the
+    sweep could not be read; the fields after `sweep_number` are then `None`).
+
+    **Raises:** as [`hhjax.load_recording`][] for a file that cannot be read at all.
+
+    **Example:**
+
+    ```python
+    for row in hhjax.list_sweeps("cell.nwb"):
+        print(row["index"], row["name"], row["duration_ms"], row["i_max"], row["n_spikes"])
+    ```
+    """
+    p = pathlib.Path(path)
+    if p.suffix.lower() == ".nwb":
+        if current_channel is not None:
+            raise ValueError(
+                "`current_channel` applies to .abf files only; an .nwb file pairs "
+                "each response with its stimulus series."
+            )
+        if not p.is_file():
+            raise FileNotFoundError(f"no recording file at {str(p)!r}.")
+        from ._io_nwb import load_nwb_each
+
+        rows = []
+        for k, (name, number, rec) in enumerate(load_nwb_each(p, electrode=channel)):
+            if isinstance(rec, Exception):
+                keys = ("n_samples", "dt_ms", "duration_ms", "v_start_mV", "n_spikes",
+                        "current_unit", "i_start", "i_min", "i_max", "description")
+                rows.append({"index": k, "name": name, "sweep_number": number,
+                             **dict.fromkeys(keys), "error": str(rec)})
+            else:
+                rows.append(_sweep_summary(rec, 0, k, threshold_mV))
+        return rows
+    rec = load_recording(p, channel=channel, current_channel=current_channel)
+    return [_sweep_summary(rec, k, k, threshold_mV) for k in range(rec.n_sweeps)]

@@ -143,7 +143,7 @@ def test_cli_help_is_complete(capsys):
 
     parser = build_parser()
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert sorted(sub.choices) == ["demo", "fit", "simulate"]
+    assert sorted(sub.choices) == ["demo", "fit", "simulate", "sweeps"]
     for name, p in sub.choices.items():
         assert p.description, name
         for action in p._actions:

@@ -635,6 +635,71 @@ def test_cli_fit_reads_only_the_named_sweeps_of_a_mixed_file(pynwb, tmp_path, mo
     assert "count from 0" in capsys.readouterr().err
 
 
+def test_list_sweeps_reads_a_mixed_nwb_sweep_by_sweep(pynwb, tmp_path, capsys):
+    """`hhjax.list_sweeps` / `hhjax sweeps FILE`: one row per sweep of a file whose
+    sweeps differ in length, in the file's sweep order, with the values of the
+    sweep itself; a sweep that cannot be read (a response without a stimulus) gets
+    its error instead of failing the listing."""
+    import json
+
+    from pynwb.icephys import CurrentClampSeries
+
+    from fitting._cli import main as cli_main
+
+    v0, i0 = _sweep(0, n=400)
+    v1, i1 = _sweep(1, n=900)
+    v1[500:502] = 30.0  # one spike (upward crossing of −20 mV)
+
+    def orphan(nwb, els):  # sweep_number 7 has no stimulus anywhere
+        nwb.add_acquisition(CurrentClampSeries(
+            name="orphan", data=np.full(300, -70.0), rate=20000.0, starting_time=5.0,
+            electrode=els["elec0"], gain=1.0, conversion=1e-3, sweep_number=np.uint32(7)))
+
+    path = _nwb_file(pynwb, tmp_path / "mixed.nwb", [
+        ("sweep_b", 1.0, 10000.0, v1, i1, "elec0", 4),
+        ("sweep_a", 0.0, 20000.0, v0, i0, "elec0", 2),
+    ], extra=orphan)
+    rows = hhjax.list_sweeps(path)
+    assert [r["index"] for r in rows] == [0, 1, 2]
+    assert [r["name"] for r in rows] == ["sweep_a", "sweep_b", "orphan"]  # by sweep_number
+    assert [r["sweep_number"] for r in rows] == [2, 4, 7]
+    a, b, bad = rows
+    assert (a["n_samples"], b["n_samples"]) == (400, 900)
+    assert a["dt_ms"] == pytest.approx(0.05) and b["dt_ms"] == pytest.approx(0.1)
+    assert b["duration_ms"] == pytest.approx(89.9)
+    assert (a["i_min"], a["i_max"], b["i_max"]) == (0.0, 50.0, 100.0)
+    assert a["current_unit"] == "pA" and (a["n_spikes"], b["n_spikes"]) == (0, 1)
+    assert a["v_start_mV"] == pytest.approx(np.median(v0[:20]), abs=1e-9)
+    assert a["error"] is None and "no unique stimulus" in bad["error"] and bad["n_samples"] is None
+    # each readable row agrees with loading that sweep alone
+    one = hhjax.load_recording(path, sweeps=[1])
+    assert one.n_samples == b["n_samples"] and float(one.i_samples.max()) == b["i_max"]
+    # the command
+    assert cli_main(["sweeps", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "3 sweep(s)" in out[0] and len(out) == 5
+    assert "sweep_b" in out[3] and "cannot be read" in out[4]
+    assert cli_main(["sweeps", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[1]["n_samples"] == 900
+    with pytest.raises(SystemExit):
+        cli_main(["sweeps", str(tmp_path / "missing.nwb")])
+    assert "no recording file" in capsys.readouterr().err
+
+
+def test_list_sweeps_on_the_dev_set_abf(shared_dir, pyabf):
+    """On a real ABF file: one row per sweep, the same values as the loaded sweeps."""
+    f = shared_dir / "data/pyabf/File_axon_5.abf"
+    rec = hhjax.load_recording(f)
+    rows = hhjax.list_sweeps(f)
+    assert len(rows) == rec.n_sweeps == 9
+    for k, r in enumerate(rows):
+        assert r["index"] == k and r["error"] is None and r["sweep_number"] is None
+        assert r["n_samples"] == rec.n_samples
+        assert r["i_min"] == float(rec.i_samples[k].min())
+        assert r["i_max"] == float(rec.i_samples[k].max())
+    assert rows[0]["n_spikes"] == 0 and rows[-1]["n_spikes"] >= 1
+
+
 def test_resample_mean_and_linear():
     rec = _rec()
     m = rec.resample(0.3)
