@@ -285,7 +285,8 @@ def _fit_cmd(args, parser) -> int:
     print(f"  status {res.status}; rmse {res.rmse:.3f} mV; {res.wall_time:.1f} s")
     for w in res.warnings:
         print(f"  warning: {w}")
-    extra = {"data": str(path.resolve()), "model": "hh", "fit_sweeps": fit_sweeps,
+    extra = {"data": str(path.resolve()), **_sweep_names(rec_all, file_index),
+             "model": "hh", "fit_sweeps": fit_sweeps,
              "validate_sweeps": val_sweeps, "validation": []}
     if val_sweeps:
         rec_val = rec_all.select([pos[k] for k in val_sweeps])
@@ -306,6 +307,15 @@ def _json_rows(rows):
         {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
         for r in rows
     ]
+
+
+def _sweep_names(rec, file_index) -> dict:
+    """`{"sweep_names": {file index: series name}}` for a recording whose file names
+    its sweeps (NWB), else `{}`."""
+    names = rec.meta.get("series")
+    if not isinstance(names, list) or len(names) != len(file_index):
+        return {}
+    return {"sweep_names": {str(k): str(n) for k, n in zip(file_index, names)}}
 
 
 def _renumbered(cf, file_index):
@@ -387,7 +397,8 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
     print(f"  status {cf.status}; {cf.wall_time:.1f} s")
     for w in cf.warnings:
         print(f"  warning: {w}")
-    paths = cf.write(out, extra={"data": str(path.resolve())})
+    paths = cf.write(out, extra={"data": str(path.resolve()),
+                                 **_sweep_names(rec, file_index)})
     print(f"  wrote {paths['json']} and {paths['png']}")
     return 0
 

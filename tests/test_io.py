@@ -601,7 +601,7 @@ def test_cli_fit_reads_only_the_named_sweeps_of_a_mixed_file(pynwb, tmp_path, mo
             return "fake fit"
 
         def write(self, out, extra=None):
-            seen["written"] = self
+            seen["written"], seen["extra"] = self, extra
             return {"json": out / "fit.json", "png": out / "fit.png"}
 
     def fake_fit_cell(rec, model, *, sweeps, validate, **kw):
@@ -621,6 +621,7 @@ def test_cli_fit_reads_only_the_named_sweeps_of_a_mixed_file(pynwb, tmp_path, mo
     assert out.fit_sweeps == (3,) and out.validate_sweeps == (2,)
     assert [r["sweep"] for r in out.training] == [3]
     assert [r["sweep"] for r in out.validation] == [2]
+    assert seen["extra"]["sweep_names"] == {"2": "sweep_2", "3": "sweep_3"}
     # without --sweeps every sweep is read, and the mixed lengths cannot be
     with pytest.raises(SystemExit):
         cli_main(["fit", str(path), "--validate", "2", "--out", str(tmp_path / "out")])
