@@ -17,6 +17,12 @@ import hhjax
 #: Relaxation times tried by the exponential fit [ms] (log grid).
 _TAU_GRID = np.geomspace(0.5, 300.0, 160)
 
+#: An edge counts only if the membrane had this many of its time constants since
+#: the previous current change to settle (within e^-2 = 14 % of its steady state;
+#: a short test pulse just before it, or a step it was still relaxing from, would
+#: bias the deflection).
+_SETTLED_TAUS = 2.0
+
 
 @dataclasses.dataclass(frozen=True)
 class PassiveEstimate:
@@ -146,8 +152,13 @@ def estimate_passive(
     spike (upward crossing of `threshold` [mV]) minus 2 ms, at most `max_fit_ms`.
     Epochs shorter than `min_epoch_ms`, with a spike before `min_epoch_ms`, or whose
     fitted steady deflection exceeds `max_deflection_mV` (the membrane is no longer
-    near-linear) are skipped. The input resistance is the median of
-    `ΔV∞ / ΔI`, the time constant the median τ, and the capacitance `τ / R`.
+    near-linear) are skipped, and so are epochs whose edge comes before the membrane
+    settled from the previous change (less than 2 τ after it, e.g. the end of a
+    short test pulse) or less than 2 τ after a spike; and when some epochs follow
+    a quiet stretch since the previous change, those after firing are left out too
+    (the deflection is measured from the potential just before the edge, which must
+    be a steady state; a cell that fires at rest keeps its epochs). The input resistance is the median of `ΔV∞ / ΔI`, the time constant
+    the median τ, and the capacitance `τ / R`.
 
     Works for any step protocol with a known current in pA (ABF/NWB/NPZ files of
     current-clamp step series); with no usable step it raises.
@@ -222,6 +233,15 @@ def estimate_passive(
             if np.sum(sel) < 10:
                 continue
             a, b, tau, _ = _exp_fit(t[sel] - t_edge, v[sel])
+            if j > 0 and t_edge - t[edges[j - 1]] < _SETTLED_TAUS * tau:
+                continue  # still relaxing from the previous change
+            # firing before the edge: no steady state to deflect from (kept aside
+            # for cells that fire at rest, if no quiet edge is left; never with a
+            # spike within the settling time before the edge)
+            before = up[(up >= (edges[j - 1] if j > 0 else 0)) & (up < k)]
+            if before.size and t_edge - t[before[-1]] < _SETTLED_TAUS * tau:
+                continue
+            quiet = before.size == 0
             dv = a - v_pre
             if abs(dv) > max_deflection_mV or dv * di <= 0:
                 continue
@@ -229,7 +249,7 @@ def estimate_passive(
                 continue  # the grid's edge: no reliable relaxation in this window
             if tau > 0.5 * (t_stop - t_edge) and spikes.size:
                 continue  # cut short by a spike long before it relaxes
-            epochs.append((s, float(t_edge), di, dv, tau))
+            epochs.append((s, float(t_edge), di, dv, tau, quiet))
     if not n_steps:
         raise ValueError(
             "estimate_passive found no usable sub-threshold step response: the current "
@@ -242,6 +262,9 @@ def estimate_passive(
             f"spikes within {min_epoch_ms} ms, or deflects more than "
             f"{max_deflection_mV} mV); give the area/capacitance explicitly."
         )
+    if any(e[5] for e in epochs):
+        epochs = [e for e in epochs if e[5]]
+    epochs = [e[:5] for e in epochs]
     r = np.array([dv / di for _, _, di, dv, _ in epochs]) * 1e3  # mV/pA = GΩ → MΩ
     taus = np.array([e[4] for e in epochs])
     r_in = float(np.median(r))

@@ -61,6 +61,55 @@ def test_estimate_passive_recovers_a_passive_cell():
     assert rec.t_ms[fitting.current_edges(noisy)] == pytest.approx([50.0, 300.0])
 
 
+def _rc_trace(t, i_pA, r_MOhm, tau_ms, e_rest=-70.0):
+    """The exact response of an RC cell (R, τ) to a piecewise-constant current."""
+    v = np.empty_like(t)
+    v[0] = e_rest + r_MOhm * 1e-3 * i_pA[0]
+    for k in range(1, t.size):
+        v_inf = e_rest + r_MOhm * 1e-3 * i_pA[k - 1]  # mV/pA · pA
+        v[k] = v_inf + (v[k - 1] - v_inf) * np.exp(-(t[k] - t[k - 1]) / tau_ms)
+    return v
+
+
+def test_estimate_passive_needs_a_settled_membrane_before_an_edge():
+    """An edge counts only from a steady state: not the end of a short test pulse
+    (Allen-style protocols put one before every step; counted, it made a synthetic
+    cell's capacitance 4x too large), and not an edge after spikes when quiet edges
+    exist; a cell that fires at rest keeps its edges."""
+    t = np.arange(0.0, 700.0, 0.05)
+    R, tau = 200.0, 30.0  # MΩ, ms → C = 150 pF
+    # a 10 ms test pulse, then one step to the end of the sweep (no offset edge)
+    sweeps = []
+    for amp in (30.0, -30.0, 20.0):
+        i = np.where((t >= 20.0) & (t < 30.0), -50.0, 0.0) + np.where(t >= 100.0, amp, 0.0)
+        sweeps.append((i, _rc_trace(t, i, R, tau)))
+    rec = hhjax.Recording(t, np.stack([v for _, v in sweeps]), i_pA=np.stack([i for i, _ in sweeps]))
+    est = fitting.estimate_passive(rec)
+    assert [(e[0], e[1]) for e in est.epochs] == [(0, 100.0), (1, 100.0), (2, 100.0)]
+    assert est.r_in_MOhm == pytest.approx(R, rel=0.05)  # (the test pulse's tail: −0.3 mV)
+    assert est.tau_ms == pytest.approx(tau, rel=0.03)
+    assert est.capacitance_pF == pytest.approx(150.0, rel=0.06)
+    # a spiking step: its offset edge follows firing and an AHP 80 ms old (> 2 τ)
+    i = np.where((t >= 100.0) & (t < 600.0), 100.0, 0.0)
+    v = _rc_trace(t, i, R, tau)
+    for ts in (150.0, 300.0, 520.0):
+        v = v + np.where((t >= ts) & (t < ts + 0.5), 90.0, 0.0)
+        v = v - 8.0 * np.exp(-np.clip(t - ts - 0.5, 0, None) / 60.0) * (t >= ts + 0.5)
+    i_q = np.where((t >= 100.0) & (t < 600.0), -40.0, 0.0)
+    v_q = _rc_trace(t, i_q, R, tau)
+    both = hhjax.Recording(t, np.stack([v, v_q]), i_pA=np.stack([i, i_q]))
+    est = fitting.estimate_passive(both)
+    assert {(e[0], e[1]) for e in est.epochs} == {(1, 100.0), (1, 600.0)}
+    assert est.r_in_MOhm == pytest.approx(R, rel=0.01)
+    # firing at rest: only edges after spikes, kept (none within 2 τ of a spike)
+    v_rest = _rc_trace(t, i_q, R, tau)
+    for ts in (20.0, 350.0):
+        v_rest = v_rest + np.where((t >= ts) & (t < ts + 0.5), 90.0, 0.0)
+    est = fitting.estimate_passive(hhjax.Recording(t, v_rest[None], i_pA=i_q[None]))
+    assert [(e[0], e[1]) for e in est.epochs] == [(0, 100.0), (0, 600.0)]
+    assert est.r_in_MOhm == pytest.approx(R, rel=0.01)
+
+
 def test_estimate_passive_errors():
     t = np.arange(0.0, 100.0, 0.1)
     flat = hhjax.Recording(t, np.full((1, t.size), -70.0), i_pA=np.zeros((1, t.size)))
