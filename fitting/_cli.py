@@ -183,7 +183,8 @@ def _fit_cmd(args, parser) -> int:
     loaded = sorted(set(fit_sweeps) | set(val_sweeps)) if fit_sweeps else None
     try:
         rec = hhjax.load_recording(
-            path, sweeps=loaded, area_cm2=args.area_cm2, capacitance_pF=args.capacitance_pF
+            path, sweeps=loaded, channel=_channel(args.channel),
+            area_cm2=args.area_cm2, capacitance_pF=args.capacitance_pF,
         )
     except IndexError as e:
         parser.error(f"--sweeps/--validate: {e}")
@@ -307,6 +308,11 @@ def _json_rows(rows):
         {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
         for r in rows
     ]
+
+
+def _channel(text):
+    """`--channel`: an index (digits) or a name."""
+    return int(text) if text is not None and text.isdigit() else text
 
 
 def _sweep_names(rec, file_index) -> dict:
@@ -507,6 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="PF",
                      help="total membrane capacitance [pF] for recordings in pA "
                           "(alternative to --area-cm2, at c_m = 1 µF/cm²)")
+    fit.add_argument("--channel", default=None, metavar="CH",
+                     help=".abf: the ADC channel holding the voltage (index or name; "
+                          "default 0); .nwb: the electrode (index or name; needed only "
+                          "when the file has several). `hhjax sweeps FILE` lists them")
     fit.add_argument("--sweeps", default=None, metavar="SWEEPS",
                      help="comma-separated sweep indices to fit, counted from 0 in the "
                           "file's order (NWB: by sweep_number); with --sweeps only these "

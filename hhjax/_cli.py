@@ -111,7 +111,10 @@ def run_sweeps(args: argparse.Namespace, parser=None) -> int:
 
     path = pathlib.Path(args.recording)
     try:
-        rows = hhjax.list_sweeps(path, channel=args.channel, threshold_mV=args.threshold)
+        channel = args.channel
+        if channel is not None and channel.isdigit():
+            channel = int(channel)  # an index, else a name
+        rows = hhjax.list_sweeps(path, channel=channel, threshold_mV=args.threshold)
     except (ValueError, OSError, ImportError) as e:
         msg = f"could not read {path}: {e}"
         if parser is not None:

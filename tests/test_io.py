@@ -636,6 +636,39 @@ def test_cli_fit_reads_only_the_named_sweeps_of_a_mixed_file(pynwb, tmp_path, mo
     assert "count from 0" in capsys.readouterr().err
 
 
+def test_cli_channel_chooses_the_electrode(pynwb, tmp_path, monkeypatch, capsys):
+    """A file with two electrodes: `hhjax fit` and `hhjax sweeps` ask for one and take
+    `--channel` (a name, or an index as digits)."""
+    import fitting
+    from fitting._cli import main as cli_main
+
+    v0, i0 = _sweep(0)
+    v1, i1 = _sweep(1)
+    path = _nwb_file(pynwb, tmp_path / "two.nwb", [
+        ("a0", 0.0, 20000.0, v0, i0, "elec0", 0), ("a1", 1.0, 20000.0, v0, i0, "elec0", 1),
+        ("b0", 0.0, 20000.0, v1, i1, "elec1", 0), ("b1", 1.0, 20000.0, v1, i1, "elec1", 1),
+    ], electrodes=("elec0", "elec1"))
+    seen = {}
+
+    def fake_fit_cell(rec, model, **kw):
+        seen["v"] = np.asarray(rec.v_mV)
+        raise ValueError("recorded")
+
+    monkeypatch.setattr(fitting, "fit_cell", fake_fit_cell)
+    argv = ["fit", str(path), "--sweeps", "0", "--validate", "1", "--out", str(tmp_path / "o")]
+    with pytest.raises(SystemExit):
+        cli_main(argv)
+    assert "choose one with `channel=`" in capsys.readouterr().err
+    for ch in ("elec1", "1"):
+        with pytest.raises(SystemExit):
+            cli_main(argv + ["--channel", ch])
+        assert "recorded" in capsys.readouterr().err
+        np.testing.assert_allclose(seen.pop("v"), np.stack([v1, v1]), atol=1e-9)
+    assert cli_main(["sweeps", str(path), "--channel", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "a1" in out and "b1" not in out
+
+
 def test_list_sweeps_reads_a_mixed_nwb_sweep_by_sweep(pynwb, tmp_path, capsys):
     """`hhjax.list_sweeps` / `hhjax sweeps FILE`: one row per sweep of a file whose
     sweeps differ in length, in the file's sweep order, with the values of the
