@@ -168,6 +168,7 @@ def _fit_cmd(args, parser) -> int:
 
     import fitting
     import hhjax
+    from hhjax._cli import channel_arg
 
     path = pathlib.Path(args.data)
     if not path.exists():
@@ -183,7 +184,7 @@ def _fit_cmd(args, parser) -> int:
     loaded = sorted(set(fit_sweeps) | set(val_sweeps)) if fit_sweeps else None
     try:
         rec = hhjax.load_recording(
-            path, sweeps=loaded, channel=_channel(args.channel),
+            path, sweeps=loaded, channel=channel_arg(args.channel),
             area_cm2=args.area_cm2, capacitance_pF=args.capacitance_pF,
         )
     except IndexError as e:
@@ -206,8 +207,6 @@ def _fit_cmd(args, parser) -> int:
         file_index = list(range(rec.n_sweeps))
     else:
         file_index = loaded
-    # the recording's sweeps are `file_index` (the file's indices, in this order)
-    pos = {s: k for k, s in enumerate(file_index)}
     model = args.model
     if model == "auto" and rec.current_unit != "pA":
         model = "hh"  # a membrane patch in µA/cm² (e.g. `hhjax demo`'s recording)
@@ -219,6 +218,8 @@ def _fit_cmd(args, parser) -> int:
                              out, checkpoint, file_index)
     if not fit_sweeps:
         fit_sweeps = [k for k in range(rec.n_sweeps) if k not in val_sweeps]
+    # the recording's sweeps are `file_index` (the file's indices, in this order)
+    pos = {s: k for k, s in enumerate(file_index)}
     rec_all = rec
     rec = rec_all.select([pos[k] for k in fit_sweeps])
     if args.t_start is not None or args.t_end is not None:
@@ -308,11 +309,6 @@ def _json_rows(rows):
         {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
         for r in rows
     ]
-
-
-def _channel(text):
-    """`--channel`: an index (digits) or a name."""
-    return int(text) if text is not None and text.isdigit() else text
 
 
 def _sweep_names(rec, file_index) -> dict:

@@ -157,8 +157,9 @@ def estimate_passive(
     short test pulse) or less than 2 τ after a spike; and when some epochs follow
     a quiet stretch since the previous change, those after firing are left out too
     (the deflection is measured from the potential just before the edge, which must
-    be a steady state; a cell that fires at rest keeps its epochs). The input resistance is the median of `ΔV∞ / ΔI`, the time constant
-    the median τ, and the capacitance `τ / R`.
+    be a steady state; a cell that fires at rest keeps its epochs). The input
+    resistance is the median of `ΔV∞ / ΔI`, the time constant the median τ, and the
+    capacitance `τ / R`.
 
     Works for any step protocol with a known current in pA (ABF/NWB/NPZ files of
     current-clamp step series); with no usable step it raises.
@@ -200,7 +201,7 @@ def estimate_passive(
     t = np.asarray(recording.t_ms, float)
     V = np.asarray(recording.v_mV, float)
     I = np.asarray(recording.i_samples, float)
-    rests, epochs, n_steps = [], [], 0
+    rests, quiet, after_firing, n_steps = [], [], [], 0
     for s in range(V.shape[0]):
         v, i = V[s], I[s]
         edges = [int(k) for k in current_edges(i)]
@@ -241,7 +242,6 @@ def estimate_passive(
             before = up[(up >= (edges[j - 1] if j > 0 else 0)) & (up < k)]
             if before.size and t_edge - t[before[-1]] < _SETTLED_TAUS * tau:
                 continue
-            quiet = before.size == 0
             dv = a - v_pre
             if abs(dv) > max_deflection_mV or dv * di <= 0:
                 continue
@@ -249,22 +249,20 @@ def estimate_passive(
                 continue  # the grid's edge: no reliable relaxation in this window
             if tau > 0.5 * (t_stop - t_edge) and spikes.size:
                 continue  # cut short by a spike long before it relaxes
-            epochs.append((s, float(t_edge), di, dv, tau, quiet))
+            (after_firing if before.size else quiet).append((s, float(t_edge), di, dv, tau))
     if not n_steps:
         raise ValueError(
             "estimate_passive found no usable sub-threshold step response: the current "
             "has no step of at least 5 pA (not a step protocol, e.g. a chirp or noise); "
             "give the area/capacitance explicitly."
         )
+    epochs = quiet or after_firing
     if not epochs:
         raise ValueError(
             "estimate_passive found no usable sub-threshold step response (every step "
             f"spikes within {min_epoch_ms} ms, or deflects more than "
             f"{max_deflection_mV} mV); give the area/capacitance explicitly."
         )
-    if any(e[5] for e in epochs):
-        epochs = [e for e in epochs if e[5]]
-    epochs = [e[:5] for e in epochs]
     r = np.array([dv / di for _, _, di, dv, _ in epochs]) * 1e3  # mV/pA = GΩ → MΩ
     taus = np.array([e[4] for e in epochs])
     r_in = float(np.median(r))

@@ -99,6 +99,11 @@ def run_simulate(args: argparse.Namespace, parser=None) -> int:
     return _simulate_cmd(args)
 
 
+def channel_arg(text: str | None) -> int | str | None:
+    """A `--channel` value: an index (digits) or a name."""
+    return int(text) if text is not None and text.isdigit() else text
+
+
 def _fmt(x, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
@@ -111,10 +116,8 @@ def run_sweeps(args: argparse.Namespace, parser=None) -> int:
 
     path = pathlib.Path(args.recording)
     try:
-        channel = args.channel
-        if channel is not None and channel.isdigit():
-            channel = int(channel)  # an index, else a name
-        rows = hhjax.list_sweeps(path, channel=channel, threshold_mV=args.threshold)
+        rows = hhjax.list_sweeps(path, channel=channel_arg(args.channel),
+                                 threshold_mV=args.threshold)
     except (ValueError, OSError, ImportError) as e:
         msg = f"could not read {path}: {e}"
         if parser is not None:

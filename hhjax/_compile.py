@@ -80,16 +80,11 @@ def eager_jit(fun: Callable, options: Callable[[], dict[str, Any] | None]) -> Ca
     user's `jit` the outer compile decides anyway). The options fall back to the
     defaults where XLA rejects them."""
     traced = eqx.filter_jit(fun)
-    cache: dict[Any, Callable] = {}
 
-    def program():
+    @functools.cache
+    def program():  # (`options()` is fixed for the process)
         opts = options()
-        if opts is None:
-            return traced
-        key = tuple(sorted(opts.items()))
-        if key not in cache:
-            cache[key] = eqx.filter_jit(fun, compiler_options=opts)
-        return cache[key]
+        return traced if opts is None else eqx.filter_jit(fun, compiler_options=opts)
 
     @functools.wraps(fun)
     def call(*args, **kwargs):

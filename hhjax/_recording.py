@@ -28,6 +28,7 @@ import numpy as np
 from jaxtyping import ArrayLike
 
 from ._params import float_dtype, is_concrete
+from ._spikes import _crossing_mask
 from ._stimulus import AbstractStimulus, SampledCurrent
 
 #: A sampled current is stored as change points (zero-order hold) when every sweep
@@ -1275,11 +1276,7 @@ def load_recording(
             c_m=1.0 if c_m is None else c_m,
         )
     elif suffix == ".nwb":
-        if current_channel is not None:
-            raise ValueError(
-                "`current_channel` applies to .abf files only; an .nwb file pairs "
-                "each response with its stimulus series."
-            )
+        _no_nwb_current_channel(current_channel)
         from ._io_nwb import load_nwb
 
         rec = load_nwb(
@@ -1306,6 +1303,14 @@ def load_recording(
         resample_method=resample_method,
         ljp_mV=ljp_mV,
     )
+
+
+def _no_nwb_current_channel(current_channel) -> None:
+    if current_channel is not None:
+        raise ValueError(
+            "`current_channel` applies to .abf files only; an .nwb file pairs "
+            "each response with its stimulus series."
+        )
 
 
 def _postprocess(
@@ -1350,7 +1355,7 @@ def _sweep_summary(rec: Recording, k: int, index: int, threshold_mV: float) -> d
     row["duration_ms"] = float(t[-1] - t[0])
     head = v[: max(1, t.size // 20)]
     row["v_start_mV"] = float(np.median(head))
-    row["n_spikes"] = int(np.sum((v[:-1] < threshold_mV) & (v[1:] >= threshold_mV)))
+    row["n_spikes"] = int(np.sum(_crossing_mask(v, threshold_mV)))
     row["current_unit"] = rec.current_unit
     if rec.i_samples is not None:
         i = np.asarray(rec.i_samples[k], float)
@@ -1402,13 +1407,7 @@ def list_sweeps(
     """
     p = pathlib.Path(path)
     if p.suffix.lower() == ".nwb":
-        if current_channel is not None:
-            raise ValueError(
-                "`current_channel` applies to .abf files only; an .nwb file pairs "
-                "each response with its stimulus series."
-            )
-        if not p.is_file():
-            raise FileNotFoundError(f"no recording file at {str(p)!r}.")
+        _no_nwb_current_channel(current_channel)
         from ._io_nwb import load_nwb_each
 
         rows = []
