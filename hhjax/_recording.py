@@ -1396,7 +1396,8 @@ def list_sweeps(
     `description` (NWB: the stimulus description) and `error` (`None`, or why the
     sweep could not be read; the fields after `sweep_number` are then `None`).
 
-    **Raises:** as [`hhjax.load_recording`][] for a file that cannot be read at all.
+    **Raises:** `ValueError` for a threshold that is not a finite number [mV]; as
+    [`hhjax.load_recording`][] for a file that cannot be read at all.
 
     **Example:**
 
@@ -1405,6 +1406,12 @@ def list_sweeps(
         print(row["index"], row["name"], row["duration_ms"], row["i_max"], row["n_spikes"])
     ```
     """
+    try:
+        threshold_mV = float(threshold_mV)
+    except (TypeError, ValueError):
+        threshold_mV = math.nan
+    if not math.isfinite(threshold_mV):
+        raise ValueError("`threshold_mV` must be a finite spike threshold in mV (e.g. -20.0).")
     p = pathlib.Path(path)
     if p.suffix.lower() == ".nwb":
         _no_nwb_current_channel(current_channel)

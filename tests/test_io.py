@@ -7,6 +7,7 @@ ABF and NWB tests skip (with the reason) when pyabf / pynwb are not installed
 
 import datetime
 import json
+import math
 import sys
 import types
 import warnings
@@ -732,6 +733,11 @@ def test_list_sweeps_on_the_dev_set_abf(shared_dir, pyabf):
         assert r["i_min"] == float(rec.i_samples[k].min())
         assert r["i_max"] == float(rec.i_samples[k].max())
     assert rows[0]["n_spikes"] == 0 and rows[-1]["n_spikes"] >= 1
+    for bad in (math.nan, "high"):
+        with pytest.raises(ValueError, match="threshold_mV"):
+            hhjax.list_sweeps(f, threshold_mV=bad)
+    with pytest.raises(ValueError, match="unsupported recording format"):
+        hhjax.list_sweeps(f.with_suffix(".txt"))
 
 
 def test_resample_mean_and_linear():
