@@ -31,6 +31,7 @@ from ._passive import PassiveEstimate as PassiveEstimate
 from ._passive import current_edges as current_edges
 from ._passive import estimate_passive as estimate_passive
 from ._passive import onset_capacitance as onset_capacitance
+from ._passive import stimulus_span as stimulus_span
 from ._optimizers import AbstractObjective as AbstractObjective
 from ._optimizers import AbstractOptimizer as AbstractOptimizer
 from ._optimizers import LevenbergMarquardt as LevenbergMarquardt

@@ -31,6 +31,7 @@ from ._passive import (
     current_edges,
     estimate_passive,
     onset_capacitance,
+    stimulus_span,
 )
 from ._report import predict
 from ._search import cell_score, search_cell
@@ -278,10 +279,16 @@ def _auto_window(recording: hhjax.Recording, before_ms=50.0, after_ms=250.0):
     I = np.asarray(recording.i_samples, float)
     lo, hi = math.inf, -math.inf
     for i in I:
+        # the edges of a step protocol; the span also bounds a smooth stimulus
+        # (a chirp has no edge before its abrupt end)
         ch = current_edges(i)
         if ch.size:
             lo = min(lo, t[ch[0]])
             hi = max(hi, t[ch[-1]])
+        span = stimulus_span(i)
+        if span is not None:
+            lo = min(lo, t[span[0]])
+            hi = max(hi, t[min(span[1], t.size - 1)])
     if not math.isfinite(lo):
         return None
     return (max(t[0], lo - before_ms), min(t[-1], hi + after_ms))
@@ -673,7 +680,13 @@ def fit_cell(
     )
     lo, hi = cm.bounds.get("g_leak", (0.0, math.inf))
     g_leak0 = float(np.clip(g_leak0, lo * 1.01, hi * 0.99))
-    e_leak0 = float(np.clip(passive.e_rest_mV, *cm.bounds.get("e_leak", (-200.0, 200.0))))
+    # the potential at zero current: e_rest is measured under the starting (holding)
+    # current, which a whole-sweep estimate (a chirp around -140 pA) may not have at 0
+    e_zero = passive.e_rest_mV
+    i_hold = float(np.median(np.asarray(rec_fit.i_samples, float)[:, :20]))
+    if math.isfinite(passive.r_in_MOhm) and abs(i_hold) >= 5.0:
+        e_zero -= passive.r_in_MOhm * i_hold * 1e-3  # MΩ · pA = µV → mV
+    e_leak0 = float(np.clip(e_zero, *cm.bounds.get("e_leak", (-200.0, 200.0))))
     from ._transforms import set_parameters
 
     mb = set_parameters(

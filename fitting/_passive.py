@@ -32,8 +32,13 @@ class PassiveEstimate:
     - `r_in_MOhm`: input resistance [MΩ] (steady-state ΔV / ΔI).
     - `tau_ms`: membrane time constant [ms].
     - `capacitance_pF`: total capacitance `tau / r_in` [pF].
-    - `n_epochs`: how many current steps entered the estimate.
-    - `epochs`: per step used, `(sweep, t_edge_ms, delta_i_pA, delta_v_mV, tau_ms)`.
+    - `n_epochs`: how many current steps (method `"steps"`) or spike-free sweeps
+      (method `"trace"`) entered the estimate.
+    - `epochs`: per step used, `(sweep, t_edge_ms, delta_i_pA, delta_v_mV, tau_ms)`
+      (empty for method `"trace"`).
+    - `method`: `"steps"` (exponential fits to step responses) or `"trace"` (an RC
+      membrane fitted to whole spike-free sweeps, for stimuli without usable steps:
+      a chirp, noise, a ramp).
 
     Python floats (and ints). **Methods:** `area_cm2(c_m=1.0)` [cm²] and
     `g_leak(c_m=1.0)` [mS/cm²] for a specific capacitance `c_m` [µF/cm²].
@@ -63,6 +68,7 @@ class PassiveEstimate:
     capacitance_pF: float
     n_epochs: int
     epochs: tuple[tuple[int, float, float, float, float], ...] = ()
+    method: str = "steps"
 
     def area_cm2(self, c_m: float = 1.0) -> float:
         """The membrane area [cm²] for a specific capacitance `c_m` [µF/cm²]."""
@@ -91,6 +97,56 @@ def _exp_fit(t: np.ndarray, v: np.ndarray):
     a, b, tau, rss = scan(_TAU_GRID)
     step = _TAU_GRID[1] / _TAU_GRID[0]
     return scan(tau * step ** np.linspace(-1.0, 1.0, 81))
+
+
+def _filtered_current(i: np.ndarray) -> tuple[np.ndarray, float]:
+    """The current median-filtered over 9 samples, and the smallest change that is
+    not noise: ten times the sample-to-sample noise (robust), at least 0.5 pA."""
+    pad = np.pad(i, 4, mode="edge")
+    med = np.median(np.lib.stride_tricks.sliding_window_view(pad, 9), axis=1)
+    d = np.abs(np.diff(i))
+    noise = 1.4826 * float(np.median(d)) / math.sqrt(2.0)
+    return med, max(10.0 * noise, 0.5)
+
+
+def stimulus_span(i_pA: np.ndarray) -> tuple[int, int] | None:
+    """Sample indices `(first, end)` of the stimulus in one sweep's current: the
+    first sample that differs from the starting level and one past the last that
+    differs from the final level (median-filtered, by more than the noise tolerance
+    of [`fitting.current_edges`][]). For a step protocol these are its first and last
+    edges; unlike edges it also bounds a smooth stimulus (a chirp, a ramp, noise).
+
+    **Arguments:** `i_pA`: one sweep's current [pA], `(T,)`.
+
+    **Returns:** `(first, end)` (ints, `first < end`), or `None` for a constant
+    current or fewer than 12 samples.
+
+    **Example** (a 2 pA/ms ramp from 5 to 15 ms, sampled every 0.1 ms):
+
+    ```pycon
+    >>> import numpy as np, fitting
+    >>> t = np.arange(0.0, 30.0, 0.1)
+    >>> i = np.clip(2.0 * (t - 5.0), 0.0, 20.0) * (t < 15.0)
+    >>> fitting.current_edges(i).tolist()                 # only the ramp's drop
+    [150]
+    >>> first, end = fitting.stimulus_span(i)
+    >>> round(float(t[first]), 2), round(float(t[end]), 2)   # ms
+    (5.3, 15.0)
+
+    ```
+
+    (The ramp's first 0.2 pA steps look like noise to the robust noise estimate:
+    the span starts where the ramp has risen beyond the tolerance, 0.3 ms in.)
+    """
+    i = np.asarray(i_pA, float)
+    if i.size < 12:
+        return None
+    med, tol = _filtered_current(i)
+    start = np.nonzero(np.abs(med - np.median(med[:20])) > tol)[0]
+    stop = np.nonzero(np.abs(med - np.median(med[-20:])) > tol)[0]
+    if not start.size or not stop.size:
+        return None
+    return int(start[0]), int(stop[-1]) + 1
 
 
 def current_edges(i_pA: np.ndarray) -> np.ndarray:
@@ -124,11 +180,7 @@ def current_edges(i_pA: np.ndarray) -> np.ndarray:
     i = np.asarray(i_pA, float)
     if i.size < 12:
         return np.zeros(0, int)
-    pad = np.pad(i, 4, mode="edge")
-    med = np.median(np.lib.stride_tricks.sliding_window_view(pad, 9), axis=1)
-    d = np.abs(np.diff(i))
-    noise = 1.4826 * float(np.median(d)) / math.sqrt(2.0)
-    tol = max(10.0 * noise, 0.5)
+    med, tol = _filtered_current(i)
     change = np.nonzero(np.abs(np.diff(med)) > tol)[0] + 1
     return np.asarray(
         [int(k) for j, k in enumerate(change) if j == 0 or k - change[j - 1] > 2], int
@@ -143,6 +195,7 @@ def estimate_passive(
     settle_ms: float = 0.3,
     min_epoch_ms: float = 10.0,
     max_fit_ms: float = 200.0,
+    method: str = "auto",
 ) -> PassiveEstimate:
     """Estimate the passive properties of a cell from its current-step responses.
 
@@ -162,16 +215,30 @@ def estimate_passive(
     capacitance `τ / R`.
 
     Works for any step protocol with a known current in pA (ABF/NWB/NPZ files of
-    current-clamp step series); with no usable step it raises.
+    current-clamp step series). A recording without a usable step (a chirp, noise,
+    a ramp: any sub-threshold stimulus) is estimated from its whole spike-free
+    sweeps instead (`method="trace"`): the response of an RC membrane,
+    `V_s(t) = V0_s + R · x_s(t)` with `x_s` the current's change since the sweep's
+    start low-pass filtered with time constant τ (`τ dx/dt = ΔI − x`), is fitted by
+    least squares (τ on a log grid, then a finer one; `R` shared by the sweeps, one
+    baseline `V0_s` per sweep), and `e_rest_mV` is the median baseline (the
+    potential under the starting current, as for steps). This is an output-error
+    fit, so the recording's noise does not bias it, unlike a regression on `dV/dt`.
+    It needs a current that varies by at least 5 pA, a best τ inside the grid
+    (0.5–300 ms) and an RC response that explains at least half of the voltage's
+    variance.
 
     **Arguments:** `recording`: an [`hhjax.Recording`][] with the current in pA;
     `threshold` [mV]; `max_deflection_mV`, `settle_ms`, `min_epoch_ms`,
-    `max_fit_ms` [ms] as above.
+    `max_fit_ms` [ms] as above; `method`: `"auto"` (steps, else whole spike-free
+    sweeps), `"steps"` or `"trace"`.
 
-    **Returns:** a [`fitting.PassiveEstimate`][].
+    **Returns:** a [`fitting.PassiveEstimate`][] (its `method` says which was used).
 
     **Raises:** `TypeError` for a non-`Recording`; `ValueError` if the current is not
-    in pA or no step response is usable (e.g. every step evokes a spike at once).
+    in pA, `method` is unknown, or no estimate is possible (every step evokes a
+    spike at once and no sweep is both spike-free and driven by a varying
+    current).
 
     **Example** (an ideal RC cell: both edges of the step are used):
 
@@ -198,6 +265,29 @@ def estimate_passive(
             "estimate_passive needs a recording whose current is in pA (a real cell); "
             f"this one has {recording.current_unit or 'a stimulus object'}."
         )
+    if method not in ("auto", "steps", "trace"):
+        raise ValueError(f"`method` must be 'auto', 'steps' or 'trace', got {method!r}.")
+    if method == "trace":
+        return _from_trace(recording, threshold)
+    try:
+        return _from_steps(
+            recording, threshold, max_deflection_mV, settle_ms, min_epoch_ms, max_fit_ms
+        )
+    except ValueError as e_steps:
+        if method == "steps":
+            raise
+        try:
+            return _from_trace(recording, threshold)
+        except ValueError as e_trace:
+            msg = e_steps.args[0].replace("; give the area/capacitance explicitly.", "")
+            raise ValueError(
+                f"{msg}; and no whole-sweep estimate either: {e_trace.args[0]} Give the "
+                "area/capacitance explicitly."
+            ) from None
+
+
+def _from_steps(recording, threshold, max_deflection_mV, settle_ms, min_epoch_ms,
+                max_fit_ms) -> PassiveEstimate:
     t = np.asarray(recording.t_ms, float)
     V = np.asarray(recording.v_mV, float)
     I = np.asarray(recording.i_samples, float)
@@ -260,8 +350,9 @@ def estimate_passive(
     if not epochs:
         raise ValueError(
             "estimate_passive found no usable sub-threshold step response (every step "
-            f"spikes within {min_epoch_ms} ms, or deflects more than "
-            f"{max_deflection_mV} mV); give the area/capacitance explicitly."
+            f"spikes within {min_epoch_ms} ms, deflects more than {max_deflection_mV} mV, "
+            "comes too soon after another change or a spike, or does not relax "
+            "exponentially); give the area/capacitance explicitly."
         )
     r = np.array([dv / di for _, _, di, dv, _ in epochs]) * 1e3  # mV/pA = GΩ → MΩ
     taus = np.array([e[4] for e in epochs])
@@ -275,6 +366,87 @@ def estimate_passive(
         capacitance_pF=tau / r_in * 1e3,  # ms / MΩ = nF → pF
         n_epochs=len(epochs),
         epochs=tuple(epochs),
+    )
+
+
+def _rc_sums(t: np.ndarray, V: np.ndarray, dI: np.ndarray, taus: np.ndarray):
+    """Per sweep and τ: the sums `Σx, Σx², Σx·v` of the low-passed current change
+    `x` (`x_k = a x_{k-1} + (1 − a) ΔI_k`, `a = exp(−Δt/τ)`: exact for a current
+    held over each sample interval), accumulated sample by sample (nothing of
+    size samples × τ is stored)."""
+    S = V.shape[0]
+    x = np.zeros((S, taus.size))
+    sx, sxx, sxv = np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)
+    dts = np.diff(t, prepend=t[0] - (t[1] - t[0]))
+    uniform = bool(np.allclose(dts, dts[0]))
+    a_u = np.exp(-dts[0] / taus)
+    for k in range(t.size):
+        a = a_u if uniform else np.exp(-dts[k] / taus)
+        x = a * x + (1.0 - a) * dI[:, k : k + 1]
+        sx += x
+        sxx += x * x
+        sxv += x * V[:, k : k + 1]
+    return sx, sxx, sxv
+
+
+def _rc_fit(t: np.ndarray, V: np.ndarray, dI: np.ndarray, taus: np.ndarray):
+    """Best τ of `taus` for `V_s ≈ V0_s + R x_s`: `(r, tau, v0 (S,), rss, css)` with
+    `r` in mV/pA and `css` the voltage's summed squared deviation from each mean."""
+    T = t.size
+    sx, sxx, sxv = _rc_sums(t, V, dI, taus)
+    sv = V.sum(axis=1, keepdims=True)
+    cxx = (sxx - sx * sx / T).sum(axis=0)
+    cxv = (sxv - sx * sv / T).sum(axis=0)
+    css = float(np.sum((V - V.mean(axis=1, keepdims=True)) ** 2))
+    with np.errstate(all="ignore"):
+        r = cxv / cxx
+    rss = np.where(cxx > 0, css - r * cxv, np.inf)
+    j = int(np.argmin(rss))
+    v0 = (sv[:, 0] - r[j] * sx[:, j]) / T
+    return float(r[j]), float(taus[j]), v0, float(rss[j]), css, j
+
+
+def _from_trace(recording: hhjax.Recording, threshold: float) -> PassiveEstimate:
+    t = np.asarray(recording.t_ms, float)
+    V = np.asarray(recording.v_mV, float)
+    I = np.asarray(recording.i_samples, float)
+    if t.size < 20:
+        raise ValueError("the sweeps are too short for a whole-sweep RC fit.")
+    quiet = [s for s in range(V.shape[0])
+             if not np.any((V[s, 1:] >= threshold) & (V[s, :-1] < threshold))
+             and np.all(np.isfinite(V[s])) and np.all(np.isfinite(I[s]))]
+    if not quiet:
+        raise ValueError(f"every sweep crosses {threshold} mV (spikes).")
+    Vq = V[quiet]
+    dI = I[quiet] - np.median(I[quiet][:, :20], axis=1, keepdims=True)
+    span = float(np.percentile(dI, 99.5) - np.percentile(dI, 0.5))
+    if span < 5.0:
+        raise ValueError(
+            f"the current of the spike-free sweeps varies by {span:.2g} pA (< 5 pA)."
+        )
+    r, tau, v0, rss, css, j = _rc_fit(t, Vq, dI, _TAU_GRID)
+    if j in (0, _TAU_GRID.size - 1) or not r > 0:
+        raise ValueError(
+            "an RC membrane does not describe the spike-free sweeps (best time "
+            f"constant {tau:.3g} ms at the edge of 0.5–300 ms, or R = {r * 1e3:.3g} MΩ)."
+        )
+    step = _TAU_GRID[1] / _TAU_GRID[0]
+    r, tau, v0, rss, css, _ = _rc_fit(t, Vq, dI, tau * step ** np.linspace(-1.0, 1.0, 21))
+    explained = 1.0 - rss / css if css > 0 else 0.0
+    if not explained >= 0.5:
+        raise ValueError(
+            "an RC membrane explains only "
+            f"{max(explained, 0.0):.0%} of the spike-free sweeps' voltage variance (< 50 %)."
+        )
+    r_in = r * 1e3  # mV/pA = GΩ → MΩ
+    return PassiveEstimate(
+        e_rest_mV=float(np.median(v0)),
+        r_in_MOhm=r_in,
+        tau_ms=tau,
+        capacitance_pF=tau / r_in * 1e3,
+        n_epochs=len(quiet),
+        epochs=(),
+        method="trace",
     )
 
 

@@ -325,6 +325,137 @@ def _with_finite_norm(controller):
     return controller
 
 
+#: Largest stable `|h·λ|` on the negative real axis of explicit Runge–Kutta solvers
+#: (where `|R(h·λ)| = 1` for `y' = λy`), measured with one diffrax step each:
+#: Tsit5 3.5, Dopri5 3.3, Dopri8 6.0, Bosh3 2.5, Heun/Midpoint/Ralston 2, Euler 2.
+_STABILITY_BOUNDARY = (
+    (diffrax.Tsit5, 3.5),
+    (diffrax.Dopri5, 3.3),
+    (diffrax.Dopri8, 6.0),
+    (diffrax.Bosh3, 2.5),
+    (diffrax.Heun, 2.0),
+    (diffrax.Midpoint, 2.0),
+    (diffrax.Ralston, 2.0),
+    (diffrax.Euler, 2.0),
+)
+
+#: Adaptive steps are kept below this fraction of the solver's stability boundary
+#: divided by the fastest rate of the state (|R(h·λ)| ≤ 0.2 for Tsit5).
+STABILITY_MARGIN = 0.85
+
+
+def _stability_boundary(solver) -> float | None:
+    if isinstance(solver, diffrax.AbstractImplicitSolver):
+        return None
+    for cls, z in _STABILITY_BOUNDARY:
+        if isinstance(solver, cls):
+            return z
+    return None
+
+
+def fastest_rate(params: HHParams | Membrane, state) -> Array:
+    """An upper estimate of the fastest decay rate [1/ms] of the linearised dynamics
+    at `state`: the largest of the kinetic gates' `1/τ(v)` and the membrane's
+    `g_total/c_m` (the diagonal of the Jacobian, which dominates its stiff
+    eigenvalue in conductance-based models).
+
+    An explicit Runge–Kutta step of size `h` is stable for this mode only when
+    `h · rate` is inside the solver's stability region; [`hhjax.simulate`][] keeps
+    its adaptive steps below that (see [`hhjax.StabilityLimit`][]).
+
+    **Returns:** an array of the shape of `state.v` [1/ms].
+
+    ```pycon
+    >>> import hhjax
+    >>> p = hhjax.HHParams()
+    >>> round(float(hhjax.fastest_rate(p, hhjax.steady_state(p, -65.0))), 2)  # 1/τ_m
+    4.22
+
+    ```
+    """
+    v = state.v
+    if isinstance(params, HHParams):
+        r = params.rates(v)
+        rates = [r["alpha_m"] + r["beta_m"], r["alpha_h"] + r["beta_h"],
+                 r["alpha_n"] + r["beta_n"]]
+        g = (params.g_na * state.m**3 * state.h + params.g_k * state.n**4
+             + params.g_leak)
+    else:
+        rates = [1.0 / t for t in params.gate_tau(v).values()]
+        values = params.gate_values(v, state.gates)
+        g = sum(ch.conductance(values) for ch in params.channels.values())
+    out = jnp.abs(g) / params.c_m
+    for r in rates:
+        out = jnp.maximum(out, jnp.abs(r))
+    return out
+
+
+class StabilityLimit(diffrax.AbstractAdaptiveStepSizeController):
+    """Wraps an adaptive step-size controller so that no step exceeds
+    `boundary · margin / fastest_rate(state)` [ms].
+
+    Why: in a quiescent stretch (sub-threshold, between spikes) an error-controlled
+    explicit solver grows its steps until the fastest gate (e.g. `m`, τ ≈ 0.07 ms)
+    sits at the edge of its stability region; the solution stays accurate (the
+    controller rejects the steps that would let that mode grow), but derivatives
+    through the solve are not error-controlled, and their fast component grows
+    without bound: a gradient after 200 ms of sub-threshold input to the Pospischil
+    RS cell was −2·10¹² instead of 0.81. Keeping `h · rate` inside the stability
+    region makes forward- and reverse-mode derivatives match finite differences.
+    The limit is computed from the accepted state (no gradient flows through it).
+
+    [`hhjax.simulate`][] installs it around any adaptive controller when the solver
+    is an explicit Runge–Kutta method it knows (Tsit5, Dopri5/8, Bosh3, Heun,
+    Midpoint, Ralston, Euler).
+
+    **Arguments:** `controller` (an adaptive diffrax controller), `params` (the
+    model), `max_h_rate` (largest `h · rate`, dimensionless, > 0).
+    """
+
+    controller: diffrax.AbstractAdaptiveStepSizeController
+    params: Any
+    max_h_rate: float = eqx.field(static=True)
+
+    def __check_init__(self):
+        if not self.max_h_rate > 0:
+            raise ValueError(f"`max_h_rate` must be > 0, got {self.max_h_rate!r}.")
+
+    @property
+    def rtol(self):
+        return self.controller.rtol
+
+    @property
+    def atol(self):
+        return self.controller.atol
+
+    @property
+    def norm(self):  # type: ignore[override]
+        return self.controller.norm
+
+    def wrap(self, direction):
+        return eqx.tree_at(lambda c: c.controller, self, self.controller.wrap(direction))
+
+    def _limit(self, y, like):
+        state = y[0] if isinstance(y, tuple) else y
+        rate = jax.lax.stop_gradient(fastest_rate(self.params, state))
+        h = self.max_h_rate / jnp.maximum(rate, 1e-12)
+        h = jnp.where(jnp.isfinite(h) & (h > 0), h, jnp.inf)
+        return h.astype(jnp.result_type(like))
+
+    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
+        t1, state = self.controller.init(terms, t0, t1, y0, dt0, args, func, error_order)
+        return jnp.minimum(t1, t0 + self._limit(y0, t1)), state
+
+    def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order,
+                        controller_state):
+        keep, next_t0, next_t1, made_jump, state, result = self.controller.adapt_step_size(
+            t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state
+        )
+        y = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), y1_candidate, y0)
+        next_t1 = jnp.minimum(next_t1, next_t0 + self._limit(y, next_t1))
+        return keep, next_t0, next_t1, made_jump, state, result
+
+
 def _adaptive_by_default(solver, noisy: bool) -> bool:
     """Default controller choice: adaptive (PID) for higher-order solvers with an error
     estimate; fixed steps for the low-order classics (Euler, Midpoint, Heun,
@@ -494,6 +625,13 @@ def _solve_impl(
             far = t1 + jnp.abs(t1 - t0) + 1.0
             jt = jnp.where(jnp.isfinite(jt), jt, far).astype(dtype)
             controller = diffrax.ClipStepSizeController(controller, jump_ts=jt)
+    boundary = _stability_boundary(solver)
+    if (
+        isinstance(controller, diffrax.AbstractAdaptiveStepSizeController)
+        and not isinstance(controller, StabilityLimit)
+        and boundary is not None
+    ):
+        controller = StabilityLimit(controller, params, boundary * STABILITY_MARGIN)
 
     if sources:
         x0 = tuple(s.initial_deviation() for s in ou)

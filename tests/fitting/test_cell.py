@@ -110,6 +110,54 @@ def test_estimate_passive_needs_a_settled_membrane_before_an_edge():
     assert est.r_in_MOhm == pytest.approx(R, rel=0.01)
 
 
+def _chirp_pA(t, hold=-20.0, amp=60.0, on=100.0, off=None, f0=0.5, f1=20.0):
+    """A linear chirp f0 → f1 Hz [pA] around a holding current, from `on` to `off` ms."""
+    off = t[-1] - 100.0 if off is None else off
+    tt = np.clip(t - on, 0.0, off - on) * 1e-3  # s
+    phase = 2 * np.pi * (f0 * tt + 0.5 * (f1 - f0) / ((off - on) * 1e-3) * tt**2)
+    return hold + amp * np.sin(phase) * ((t >= on) & (t < off))
+
+
+def test_estimate_passive_from_a_chirp_without_steps():
+    """A chirp has no step edges: the RC membrane is fitted to the whole spike-free
+    sweeps (output error, so the voltage noise does not bias it; the recorded
+    current's own noise is not seen by the cell). A spiking sweep is left out."""
+    t = np.arange(0.0, 3000.0, 0.1)
+    R, tau = 150.0, 15.0  # MΩ, ms → C = 100 pF
+    i_true = _chirp_pA(t)
+    rng = np.random.default_rng(3)
+    v = _rc_trace(t, i_true, R, tau, e_rest=-65.0) + rng.normal(0.0, 0.3, t.size)
+    i_rec = i_true + rng.normal(0.0, 2.0, t.size)
+    v_spiking = v.copy()
+    for ts in (800.0, 1500.0):
+        v_spiking += np.where((t >= ts) & (t < ts + 0.5), 90.0, 0.0)
+    rec = hhjax.Recording(t, np.stack([v, v_spiking]), i_pA=np.stack([i_rec, i_rec]))
+    est = fitting.estimate_passive(rec)
+    assert est.method == "trace" and est.n_epochs == 1 and est.epochs == ()
+    assert est.r_in_MOhm == pytest.approx(R, rel=0.02)
+    assert est.tau_ms == pytest.approx(tau, rel=0.03)
+    assert est.capacitance_pF == pytest.approx(100.0, rel=0.04)
+    # the potential under the starting (holding) current, as for steps
+    assert est.e_rest_mV == pytest.approx(-65.0 + R * 1e-3 * -20.0, abs=0.3)
+    with pytest.raises(ValueError, match="no usable sub-threshold step response"):
+        fitting.estimate_passive(rec, method="steps")
+    # the whole-sweep fit also reads a step protocol (both edges of each step)
+    i_step = np.where((t >= 500.0) & (t < 2000.0), -40.0, 0.0)
+    step = hhjax.Recording(t, _rc_trace(t, i_step, R, tau)[None], i_pA=i_step[None])
+    est = fitting.estimate_passive(step, method="trace")
+    assert est.method == "trace"
+    assert (est.r_in_MOhm, est.tau_ms) == (pytest.approx(R, rel=0.01), pytest.approx(tau, rel=0.02))
+    assert fitting.estimate_passive(step).method == "steps"
+    # the chirp's span: from where the current leaves the holding level by 10× its
+    # noise (20 pA: 72 ms into the 0.5 Hz start, sin = 1/3) to its end
+    first, end = fitting.stimulus_span(i_rec)
+    assert 165.0 <= t[first] < 180.0 and t[end] == pytest.approx(2900.0, abs=0.2)
+    assert fitting.stimulus_span(np.full(100, -20.0)) is None
+    first, end = fitting.stimulus_span(i_step)
+    assert (t[first], t[end]) == (500.0, 2000.0)
+    assert fitting.current_edges(i_step).tolist() == [first, end]
+
+
 def test_estimate_passive_errors():
     t = np.arange(0.0, 100.0, 0.1)
     flat = hhjax.Recording(t, np.full((1, t.size), -70.0), i_pA=np.zeros((1, t.size)))
@@ -125,6 +173,16 @@ def test_estimate_passive_errors():
         fitting.estimate_passive(dens)
     with pytest.raises(TypeError, match="hhjax.Recording"):
         fitting.estimate_passive(np.zeros(3))
+    with pytest.raises(ValueError, match="`method`"):
+        fitting.estimate_passive(flat, method="chirp")
+    # no step, and the only sweep spikes: neither estimate is possible
+    i = _chirp_pA(t, on=10.0, off=90.0, f1=50.0)[None]
+    with pytest.raises(ValueError, match="no whole-sweep estimate either: every sweep crosses"):
+        fitting.estimate_passive(hhjax.Recording(t, v, i_pA=i))
+    # a sweep an RC membrane cannot describe (its voltage does not follow the current)
+    noise = -70.0 + np.random.default_rng(0).normal(0.0, 1.0, (1, t.size))
+    with pytest.raises(ValueError, match="RC membrane"):
+        fitting.estimate_passive(hhjax.Recording(t, noise, i_pA=i), method="trace")
 
 
 def test_estimate_passive_on_the_dev_set_matches_a_direct_measurement(shared_dir):
@@ -141,6 +199,26 @@ def test_estimate_passive_on_the_dev_set_matches_a_direct_measurement(shared_dir
     r_direct = (peak - base) / -100.0 * 1e3  # mV/pA → MΩ
     assert est.r_in_MOhm == pytest.approx(r_direct, rel=0.1)
     assert 5.0 < est.tau_ms < 100.0 and est.n_epochs >= 10
+
+
+def test_estimate_passive_on_the_real_chirp(shared_dir):
+    """eFEL's sub-threshold chirp (recorded current around -140 pA, no steps): the
+    whole-sweep RC fit's resistance agrees with the low-frequency impedance read off
+    the trace directly (slope of V against I after 100 ms running means, over its
+    first, slow 1.3 s), and `fit_cell`'s window covers the chirp, not only its end."""
+    rec = hhjax.load_recording(shared_dir / "data/efel/impedance.npz")
+    est = fitting.estimate_passive(rec)
+    assert est.method == "trace" and est.n_epochs == 1
+    t, v, i = rec.t_ms, np.asarray(rec.v_mV[0]), np.asarray(rec.i_samples[0])
+    box = np.ones(1000) / 1000.0  # 100 ms at 10 kHz
+    vs, is_ = np.convolve(v, box, "same"), np.convolve(i, box, "same")
+    slow = (t > 200.0) & (t < 1500.0)
+    r_direct = np.polyfit(is_[slow], vs[slow], 1)[0] * 1e3  # mV/pA → MΩ
+    assert est.r_in_MOhm == pytest.approx(r_direct, rel=0.1)
+    assert 3.0 < est.tau_ms < 30.0 and 50.0 < est.capacitance_pF < 500.0
+    from fitting._cell import _auto_window
+    lo, hi = _auto_window(rec)
+    assert lo < 150.0 and hi >= 5100.0
 
 
 # --------------------------------------------------------------------------------------
