@@ -409,16 +409,16 @@ def _rc_fit(t: np.ndarray, V: np.ndarray, dI: np.ndarray, taus: np.ndarray):
 def _from_trace(recording: hhjax.Recording, threshold: float) -> PassiveEstimate:
     t = np.asarray(recording.t_ms, float)
     V = np.asarray(recording.v_mV, float)
-    I = np.asarray(recording.i_samples, float)
+    cur = np.asarray(recording.i_samples, float)
     if t.size < 20:
         raise ValueError("the sweeps are too short for a whole-sweep RC fit.")
     quiet = [s for s in range(V.shape[0])
              if not np.any((V[s, 1:] >= threshold) & (V[s, :-1] < threshold))
-             and np.all(np.isfinite(V[s])) and np.all(np.isfinite(I[s]))]
+             and np.all(np.isfinite(V[s])) and np.all(np.isfinite(cur[s]))]
     if not quiet:
         raise ValueError(f"every sweep crosses {threshold} mV (spikes).")
     Vq = V[quiet]
-    dI = I[quiet] - np.median(I[quiet][:, :20], axis=1, keepdims=True)
+    dI = cur[quiet] - np.median(cur[quiet][:, :20], axis=1, keepdims=True)
     span = float(np.percentile(dI, 99.5) - np.percentile(dI, 0.5))
     if span < 5.0:
         raise ValueError(

@@ -77,9 +77,9 @@ from ._recording import load_recording as load_recording
 from ._simulate import RESULTS as RESULTS
 from ._simulate import SimulationError as SimulationError
 from ._simulate import SimulationResult as SimulationResult
-from ._simulate import finite_rms_norm as finite_rms_norm
-from ._simulate import fastest_rate as fastest_rate
 from ._simulate import StabilityLimit as StabilityLimit
+from ._simulate import fastest_rate as fastest_rate
+from ._simulate import finite_rms_norm as finite_rms_norm
 from ._simulate import simulate as simulate
 from ._solvers import RK4 as RK4
 from ._solvers import ExponentialEuler as ExponentialEuler
