@@ -317,6 +317,30 @@ def test_fit_cell_recovers_a_synthetic_cell_and_predicts_held_out_sweeps():
     assert np.mean([row["gamma"] for row in cf.validation]) >= 0.6
 
 
+def test_fit_cell_on_a_chirp_without_steps():
+    """A sub-threshold chirp around a holding current (no step to read the passive
+    properties from): the passive start comes from the whole sweep, the window
+    covers the chirp, and the fit reproduces the trace. (Before: the window was the
+    chirp's last 160 ms and the passive stage failed at every start.)"""
+    truth = hhjax.pospischil("RS", g_na=0.0, g_leak=0.05, e_leak=-62.0)
+    t = np.round(np.arange(0.0, 1200.0, 0.1), 10)
+    i = _chirp_pA(t, hold=-30.0, amp=40.0, on=100.0, off=1100.0, f0=1.0, f1=30.0)
+    rec0 = hhjax.Recording(t, np.zeros((1, t.size)), i_pA=i[None], area_cm2=AREA)
+    sim = fitting.HHSimulator(rtol=1e-9, atol=1e-9)
+    v, ok = sim(truth, jax.tree_util.tree_map(lambda a: a[0], rec0.stimulus()),
+                jnp.asarray(t), (0.0, float(t[-1])), None)
+    assert bool(ok)
+    noisy = np.asarray(v) + np.random.default_rng(5).normal(0.0, 0.2, t.size)
+    rec = hhjax.Recording(t, noisy[None], i_pA=i[None])
+    cf = fitting.fit_cell(rec, "pospischil-rs", steps=3, progress=False,
+                          search={"generations": 2, "population": 16, "time_budget_s": None})
+    assert cf.passive.method == "trace"
+    assert cf.settings["window_ms"][0] < 150.0 and cf.settings["window_ms"][1] >= 1100.0
+    assert cf.passive.capacitance_pF == pytest.approx(200.0, rel=0.15)
+    assert cf.values["capacitance_pF"] == pytest.approx(200.0, rel=0.1)
+    assert cf.training[0]["subthreshold_rmse_mV"] < 1.0
+
+
 def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path):
     """The issue's command on a real ABF file, short: fit sweeps 0, 4, 6, 8 of
     File_axon_5 on 165–765 ms (the 500 ms step and its offset), a 10-generation
