@@ -743,8 +743,11 @@ def simulate(
     - `stepsize_controller`: a diffrax controller. Default: for adaptive solvers
       `PIDController(rtol=1e-6, atol=1e-6)`, for the others `ConstantStepSize()`.
       An adaptive controller is wrapped in `ClipStepSizeController` with the
-      stimulus' `jump_times`, so steps land exactly on stimulus edges. With noise
-      currents the default is fixed steps of `dt0` (Brownian increments drawn per
+      stimulus' `jump_times`, so steps land exactly on stimulus edges, and, for the
+      explicit Runge–Kutta solvers, in [`hhjax.StabilityLimit`][], so no step leaves
+      the fastest gate's stability region (derivatives through long quiescent
+      stretches would otherwise blow up). With noise currents the default is fixed
+      steps of `dt0` (Brownian increments drawn per
       step, O(1) each); an adaptive controller, if given, gets a
       `diffrax.VirtualBrownianTree` (consistent under rejected steps, slower).
     - `dt0`: (initial) step [ms]; default 0.01. With `ConstantStepSize` the steps are
