@@ -413,6 +413,7 @@ class CellFit:
                 "r_in_MOhm": _num(self.passive.r_in_MOhm),
                 "tau_ms": _num(self.passive.tau_ms),
                 "capacitance_pF": _num(self.passive.capacitance_pF),
+                "method": self.passive.method,
                 "n_epochs": self.passive.n_epochs,
             },
             "fit_sweeps": list(self.fit_sweeps),

@@ -121,7 +121,8 @@ def _chirp_pA(t, hold=-20.0, amp=60.0, on=100.0, off=None, f0=0.5, f1=20.0):
 def test_estimate_passive_from_a_chirp_without_steps():
     """A chirp has no step edges: the RC membrane is fitted to the whole spike-free
     sweeps (output error, so the voltage noise does not bias it; the recorded
-    current's own noise is not seen by the cell). A spiking sweep is left out."""
+    current's own noise is not seen by the cell); a spiking sweep enters up to 3 ms
+    before its first spike."""
     t = np.arange(0.0, 3000.0, 0.1)
     R, tau = 150.0, 15.0  # MΩ, ms → C = 100 pF
     i_true = _chirp_pA(t)
@@ -133,7 +134,7 @@ def test_estimate_passive_from_a_chirp_without_steps():
         v_spiking += np.where((t >= ts) & (t < ts + 0.5), 90.0, 0.0)
     rec = hhjax.Recording(t, np.stack([v, v_spiking]), i_pA=np.stack([i_rec, i_rec]))
     est = fitting.estimate_passive(rec)
-    assert est.method == "trace" and est.n_epochs == 1 and est.epochs == ()
+    assert est.method == "trace" and est.n_epochs == 2 and est.epochs == ()
     assert est.r_in_MOhm == pytest.approx(R, rel=0.02)
     assert est.tau_ms == pytest.approx(tau, rel=0.03)
     assert est.capacitance_pF == pytest.approx(100.0, rel=0.04)
@@ -175,10 +176,14 @@ def test_estimate_passive_errors():
         fitting.estimate_passive(np.zeros(3))
     with pytest.raises(ValueError, match="`method`"):
         fitting.estimate_passive(flat, method="chirp")
-    # no step, and the only sweep spikes: neither estimate is possible
-    i = _chirp_pA(t, on=10.0, off=90.0, f1=50.0)[None]
-    with pytest.raises(ValueError, match="no whole-sweep estimate either: every sweep crosses"):
+    # the step's only response is a spike: no estimate of either kind (the current
+    # does not change before the spike)
+    with pytest.raises(ValueError, match="no whole-sweep estimate either: the current before"):
         fitting.estimate_passive(hhjax.Recording(t, v, i_pA=i))
+    v_at_once = np.where((t >= 0.5) & (t < 1.5), 30.0, -70.0)[None]
+    with pytest.raises(ValueError, match="every sweep crosses .* at its start"):
+        fitting.estimate_passive(hhjax.Recording(t, v_at_once, i_pA=i), method="trace")
+    i = _chirp_pA(t, on=10.0, off=90.0, f1=50.0)[None]
     # a sweep an RC membrane cannot describe (its voltage does not follow the current)
     noise = -70.0 + np.random.default_rng(0).normal(0.0, 1.0, (1, t.size))
     with pytest.raises(ValueError, match="RC membrane"):
@@ -199,6 +204,32 @@ def test_estimate_passive_on_the_dev_set_matches_a_direct_measurement(shared_dir
     r_direct = (peak - base) / -100.0 * 1e3  # mV/pA → MΩ
     assert est.r_in_MOhm == pytest.approx(r_direct, rel=0.1)
     assert 5.0 < est.tau_ms < 100.0 and est.n_epochs >= 10
+
+
+def test_estimate_passive_when_every_step_fires_before_it_relaxes():
+    """Like BluePyEfe's B6 cell: each step fires 16-30 ms after its onset, long before
+    the membrane relaxes (τ = 25 ms), and fires on until its end: no step response
+    is usable. The whole-sweep RC fit on each sweep up to its first spike (baseline
+    plus the charging onset) recovers R and τ."""
+    t = np.arange(0.0, 600.0, 0.1)
+    R, tau = 200.0, 25.0  # MΩ, ms → C = 125 pF
+    rng = np.random.default_rng(7)
+    sweeps = []
+    for amp, first in ((100.0, 30.0), (150.0, 22.0), (200.0, 16.0)):
+        i = np.where((t >= 100.0) & (t < 500.0), amp, 0.0)
+        v = _rc_trace(t, i, R, tau, e_rest=-75.0) + rng.normal(0.0, 0.1, t.size)
+        for ts in np.arange(100.0 + first, 500.0, 25.0):
+            v = v + np.where((t >= ts) & (t < ts + 0.5), 90.0, 0.0)
+        sweeps.append((i, v))
+    rec = hhjax.Recording(t, np.stack([v for _, v in sweeps]), i_pA=np.stack([i for i, _ in sweeps]))
+    with pytest.raises(ValueError, match="no usable sub-threshold step response"):
+        fitting.estimate_passive(rec, method="steps")
+    est = fitting.estimate_passive(rec)
+    assert est.method == "trace" and est.n_epochs == 3
+    assert est.r_in_MOhm == pytest.approx(R, rel=0.1)
+    assert est.tau_ms == pytest.approx(tau, rel=0.1)
+    assert est.capacitance_pF == pytest.approx(125.0, rel=0.1)
+    assert est.e_rest_mV == pytest.approx(-75.0, abs=0.1)
 
 
 def test_estimate_passive_on_the_real_chirp(shared_dir):
