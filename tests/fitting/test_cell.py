@@ -121,8 +121,8 @@ def _chirp_pA(t, hold=-20.0, amp=60.0, on=100.0, off=None, f0=0.5, f1=20.0):
 def test_estimate_passive_from_a_chirp_without_steps():
     """A chirp has no step edges: the RC membrane is fitted to the whole spike-free
     sweeps (output error, so the voltage noise does not bias it; the recorded
-    current's own noise is not seen by the cell); a spiking sweep enters up to 3 ms
-    before its first spike."""
+    current's own noise is not seen by the cell); a spiking sweep is left out (with
+    `method="trace"` it enters up to 3 ms before its first spike)."""
     t = np.arange(0.0, 3000.0, 0.1)
     R, tau = 150.0, 15.0  # MΩ, ms → C = 100 pF
     i_true = _chirp_pA(t)
@@ -134,7 +134,9 @@ def test_estimate_passive_from_a_chirp_without_steps():
         v_spiking += np.where((t >= ts) & (t < ts + 0.5), 90.0, 0.0)
     rec = hhjax.Recording(t, np.stack([v, v_spiking]), i_pA=np.stack([i_rec, i_rec]))
     est = fitting.estimate_passive(rec)
-    assert est.method == "trace" and est.n_epochs == 2 and est.epochs == ()
+    assert est.method == "trace" and est.n_epochs == 1 and est.epochs == ()
+    # explicitly, the spiking sweep enters up to 3 ms before its first spike
+    assert fitting.estimate_passive(rec, method="trace").n_epochs == 2
     assert est.r_in_MOhm == pytest.approx(R, rel=0.02)
     assert est.tau_ms == pytest.approx(tau, rel=0.03)
     assert est.capacitance_pF == pytest.approx(100.0, rel=0.04)
@@ -176,10 +178,12 @@ def test_estimate_passive_errors():
         fitting.estimate_passive(np.zeros(3))
     with pytest.raises(ValueError, match="`method`"):
         fitting.estimate_passive(flat, method="chirp")
-    # the step's only response is a spike: no estimate of either kind (the current
-    # does not change before the spike)
-    with pytest.raises(ValueError, match="no whole-sweep estimate either: the current before"):
+    # the step's only response is a spike: no estimate of either kind
+    with pytest.raises(ValueError, match="no whole-sweep estimate either: every sweep crosses"):
         fitting.estimate_passive(hhjax.Recording(t, v, i_pA=i))
+    # (and up to the spike the current does not change)
+    with pytest.raises(ValueError, match="the current before the first spike"):
+        fitting.estimate_passive(hhjax.Recording(t, v, i_pA=i), method="trace")
     v_at_once = np.where((t >= 0.5) & (t < 1.5), 30.0, -70.0)[None]
     with pytest.raises(ValueError, match="every sweep crosses .* at its start"):
         fitting.estimate_passive(hhjax.Recording(t, v_at_once, i_pA=i), method="trace")
@@ -210,7 +214,7 @@ def test_estimate_passive_when_every_step_fires_before_it_relaxes():
     """Like BluePyEfe's B6 cell: each step fires 16-30 ms after its onset, long before
     the membrane relaxes (τ = 25 ms), and fires on until its end: no step response
     is usable. The whole-sweep RC fit on each sweep up to its first spike (baseline
-    plus the charging onset) recovers R and τ."""
+    plus the charging onset, `method="trace"`) recovers R and τ."""
     t = np.arange(0.0, 600.0, 0.1)
     R, tau = 200.0, 25.0  # MΩ, ms → C = 125 pF
     rng = np.random.default_rng(7)
@@ -224,7 +228,10 @@ def test_estimate_passive_when_every_step_fires_before_it_relaxes():
     rec = hhjax.Recording(t, np.stack([v for _, v in sweeps]), i_pA=np.stack([i for i, _ in sweeps]))
     with pytest.raises(ValueError, match="no usable sub-threshold step response"):
         fitting.estimate_passive(rec, method="steps")
-    est = fitting.estimate_passive(rec)
+    # "auto" uses only spike-free sweeps (on B6 the pre-spike start made the fit worse)
+    with pytest.raises(ValueError, match="method='trace' uses each sweep up to its first"):
+        fitting.estimate_passive(rec)
+    est = fitting.estimate_passive(rec, method="trace")
     assert est.method == "trace" and est.n_epochs == 3
     assert est.r_in_MOhm == pytest.approx(R, rel=0.1)
     assert est.tau_ms == pytest.approx(tau, rel=0.1)
