@@ -337,7 +337,9 @@ class CellFit:
       first, then validation sweeps (the analysis window, resampled).
     - `result`: the [`fitting.FitResult`][] of the final stage; `passive_result`:
       that of the passive stage.
-    - `settings`, `wall_time` [s], `status`, `warnings`.
+    - `settings`, `wall_time` [s], `status`, `warnings`. `settings["timing_s"]`:
+      seconds per stage — `preprocessing` (window, resampling, model choice,
+      passive estimate), `passive`, `search`, `local`, `choice_and_validation`.
 
     **Methods:** `summary()` (a text table), `to_json()`, `plot()` (a matplotlib
     `Figure`), `write(out)` (`fit.json` and `fit.png`); property `area_cm2` [cm²].
@@ -697,6 +699,9 @@ def fit_cell(
     if fit_area:
         bounds["area_cm2"] = (area0 / 5.0, area0 * 5.0)
 
+    timing = {"preprocessing": time.perf_counter() - t_wall}
+    t_stage = time.perf_counter()
+
     # 4. the passive stage
     sub = SubthresholdLoss(threshold=threshold_mV)
     r_passive = fit(
@@ -708,6 +713,9 @@ def fit_cell(
     )
     mb = r_passive.params
     area1 = float(r_passive.values["area_cm2"]) if fit_area else area0
+
+    timing["passive"] = time.perf_counter() - t_stage
+    t_stage = time.perf_counter()
 
     # 5. the global search, then the active (gradient) stage from its best candidate
     search_res = None
@@ -727,6 +735,8 @@ def fit_cell(
         area1 = float(search_res.values.get("area_cm2", area1))
         if fit_area:  # (inside the local fit's bounds)
             area1 = float(np.clip(area1, bounds["area_cm2"][0] * 1.01, bounds["area_cm2"][1] * 0.99))
+    timing["search"] = time.perf_counter() - t_stage
+    t_stage = time.perf_counter()
     max_spikes = 8
     for v in np.asarray(rec_fit.v_mV, float):
         max_spikes = max(max_spikes, _spike_times(np.asarray(rec_fit.t_ms), v, threshold_mV).size)
@@ -744,6 +754,8 @@ def fit_cell(
         uncertainty=search_res is None,
     )
     status = res.status
+    timing["local"] = time.perf_counter() - t_stage
+    t_stage = time.perf_counter()
     sim = HHSimulator()
 
     # keep the better of the search's best and the local fit, judged on the fitted
@@ -839,7 +851,9 @@ def fit_cell(
         parts_m.append(vm)
     if not np.all(np.isfinite(np.concatenate(parts_m))):
         warnings.append("the fitted model's simulation failed on some sweep (NaN traces)")
+    timing["choice_and_validation"] = time.perf_counter() - t_stage
     settings = {
+        "timing_s": {k: float(v) for k, v in timing.items()},
         "search": search_info,
         "model": cm.name,
         "window_ms": None if window is None else [float(window[0]), float(window[1])],

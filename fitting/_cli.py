@@ -396,7 +396,9 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
     if file_index != list(range(rec.n_sweeps)):
         cf = _renumbered(cf, file_index)
     print(cf.summary())
-    print(f"  status {cf.status}; {cf.wall_time:.1f} s")
+    stages = ", ".join(f"{k.replace('_', ' ')} {v:.0f}"
+                       for k, v in cf.settings.get("timing_s", {}).items())
+    print(f"  status {cf.status}; {cf.wall_time:.1f} s" + (f" ({stages} s)" if stages else ""))
     for w in cf.warnings:
         print(f"  warning: {w}")
     paths = cf.write(out, extra={"data": str(path.resolve()),

@@ -377,6 +377,13 @@ def test_fit_cell_on_a_chirp_without_steps():
     assert cf.passive.capacitance_pF == pytest.approx(200.0, rel=0.15)
     assert cf.values["capacitance_pF"] == pytest.approx(200.0, rel=0.1)
     assert cf.training[0]["subthreshold_rmse_mV"] < 1.0
+    # where the time went, stage by stage
+    timing = cf.settings["timing_s"]
+    assert list(timing) == ["preprocessing", "passive", "search", "local",
+                            "choice_and_validation"]
+    assert all(v >= 0 for v in timing.values())
+    assert sum(timing.values()) <= cf.wall_time
+    assert cf.to_json()["settings"]["timing_s"] == timing
 
 
 def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path):
