@@ -742,7 +742,7 @@ def fit_cell(
         max_spikes = max(max_spikes, _spike_times(np.asarray(rec_fit.t_ms), v, threshold_mV).size)
     loss = SpikeTimeLoss(
         threshold=threshold_mV, time_scale=time_scale_ms, max_spikes=max_spikes + 8
-    ) + SubthresholdLoss(threshold=threshold_mV)
+    ) + SubthresholdLoss(threshold=threshold_mV, model_spikes=True)
     names = area_names + list(cm.labels.values())
     fit_bounds = {k: bounds[k] for k in names if k in bounds}
     # with a search, the standard errors wait until the local fit is kept (they

@@ -169,6 +169,33 @@ class _BoundTrace(AbstractBoundLoss):
         return ((v_model - self.v) * self.w).ravel()
 
 
+class _BoundSubthreshold(AbstractBoundLoss):
+    """A bound trace loss whose residuals are also zero within `(before, after)`
+    samples of the *model's* upward threshold crossings and wherever the model is
+    above threshold (the mask is data-like: no gradient flows through it)."""
+
+    trace: _BoundTrace
+    threshold: float = eqx.field(static=True)
+    before: int = eqx.field(static=True)
+    after: int = eqx.field(static=True)
+
+    def residuals(self, v_model):
+        v = jnp.asarray(v_model)
+        vs = jax.lax.stop_gradient(v)
+        up = (vs[..., 1:] >= self.threshold) & (vs[..., :-1] < self.threshold)
+        up = jnp.concatenate([jnp.zeros_like(up[..., :1]), up], axis=-1)
+        # samples with a crossing in [k - after, k + before]
+        cs = jnp.cumsum(up.astype(jnp.int32), axis=-1)
+        T = vs.shape[-1]
+        k = jnp.arange(T)
+        hi = jnp.take(cs, jnp.minimum(k + self.before, T - 1), axis=-1)
+        lo_idx = k - self.after - 1
+        lo = jnp.where(lo_idx >= 0, jnp.take(cs, jnp.maximum(lo_idx, 0), axis=-1), 0)
+        keep = ((hi - lo) == 0) & (vs < self.threshold)
+        r = self.trace.residuals(v)
+        return r * keep.astype(r.dtype).ravel()
+
+
 class TraceLoss(AbstractLoss):
     """Mean squared difference of the voltage traces, `mean(((v − v_data)/σ)²)`.
 
@@ -419,7 +446,14 @@ class SubthresholdLoss(AbstractLoss):
 
     **Arguments:** `threshold` [mV] (default −20), `exclude_ms` (default
     `(2, 10)`), `window` `(t_start, t_end)` [ms] (default the whole sweep),
-    `sigma` [mV] (default 1), `hysteresis` [mV] (default 10), `sweep_weights`.
+    `sigma` [mV] (default 1), `hysteresis` [mV] (default 10), `sweep_weights`,
+    `model_spikes`: also leave out the samples within `exclude_ms` of the *model's*
+    spikes and where the model is above `threshold` (default False). With it the
+    loss judges the same samples as [`hhjax.subthreshold_rmse`][] (spikes of either
+    trace left out): a model spike a few ms off its recorded time is then the
+    spike-time loss's business, not a 100 mV residual here — without it a fit
+    combining both losses could lower the sum by dropping a spike (the value keeps
+    the normalisation of the recorded-spike mask).
 
     **Raises:** `ValueError` for a bad `exclude_ms`, `window` or `sigma <= 0` (at
     construction); at bind time if no sample is left.
@@ -450,6 +484,7 @@ class SubthresholdLoss(AbstractLoss):
     sweep_weights: tuple[float, ...] | None = eqx.field(
         static=True, default=None, converter=_to_weights
     )
+    model_spikes: bool = eqx.field(static=True, default=False, converter=bool)
 
     def __check_init__(self):
         try:
@@ -484,9 +519,18 @@ class SubthresholdLoss(AbstractLoss):
                 "SubthresholdLoss has no samples left (every sample is within "
                 f"{self.exclude_ms} ms of a spike or outside the window {self.window})."
             )
-        return TraceLoss(
+        bound = TraceLoss(
             sigma=self.sigma, sweep_weights=self.sweep_weights, weights=keep.astype(float)
         ).bind(data)
+        if not self.model_spikes:
+            return bound
+        t = np.asarray(data.t, float)
+        dt = float(np.median(np.diff(t))) if t.size > 1 else 1.0
+        before, after = (float(x) for x in self.exclude_ms)
+        return _BoundSubthreshold(
+            trace=bound, threshold=self.threshold,
+            before=int(math.ceil(before / dt)), after=int(math.ceil(after / dt)),
+        )
 
 
 class _BoundSum(AbstractBoundLoss):

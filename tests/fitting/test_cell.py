@@ -350,32 +350,26 @@ def synthetic_fit():
 
 @pytest.mark.slow
 def test_fit_cell_recovers_a_synthetic_cell_and_predicts_held_out_sweeps(synthetic_fit):
-    """Spike counts exact on fitted and held-out sweeps, held-out sub-threshold RMSE
-    within the issue's 3 mV, the capacitance within 15 % (measured 2026-12-07: 177 pF
-    for 200 pF, held-out RMSE 1.98/2.32 mV). The parameters themselves are not
-    identifiable from three sweeps (g_kd and v_t_k trade off)."""
+    """On a cell of the fitted family the local fit refines the search's best to the
+    noise floor: fitted sweeps at the noise's RMSE (0.3 mV) with spike times within
+    0.2 ms, exact counts, held-out sweeps meeting the issue's targets (count ≤ 15 %,
+    RMSE ≤ 3 mV, Γ ≥ 0.6 on average), the capacitance within 5 %. (Before the
+    sub-threshold loss left out the model's own spikes, the local fit traded a spike
+    for sub-threshold error, the search's best was kept: 177 pF, spikes 1-5 ms off,
+    held-out Γ -0.04/0.18.) The parameters themselves are not all identifiable from
+    three sweeps (g_kd and v_t_k trade off)."""
     cf = synthetic_fit
-    assert cf.values["capacitance_pF"] == pytest.approx(200.0, rel=0.15)
-    for row in cf.training + cf.validation:
-        assert row["spike_count_error"] == 0.0
-    for row in cf.training:
-        assert row["subthreshold_rmse_mV"] <= 2.0
-    for row in cf.validation:
-        assert row["subthreshold_rmse_mV"] <= 3.0
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "known miss (2026-12-07): on data from its own model family the fit keeps the "
-    "search's best (the local fit scores 0.83 against 0.31) and its spikes are "
-    "1-5 ms off: held-out Γ -0.04/0.18 against the issue's 0.6; capacitance 177 pF "
-    "for 200 pF (11 %)"))
-def test_fit_cell_meets_the_timing_target_on_a_synthetic_cell(synthetic_fit):
-    """The issue's Γ ≥ 0.6 on held-out sweeps, and the capacitance within 5 %, on a
-    cell of the fitted family itself."""
-    cf = synthetic_fit
-    assert np.mean([row["gamma"] for row in cf.validation]) >= 0.6
+    assert cf.settings["search"]["kept"] == "local"
     assert cf.values["capacitance_pF"] == pytest.approx(200.0, rel=0.05)
+    for row in cf.training:
+        assert row["spike_count_error"] == 0.0
+        assert row["subthreshold_rmse_mV"] <= 0.4
+        lat = row["first_spike_latency_error_ms"]
+        assert lat is None or not np.isfinite(lat) or abs(lat) <= 0.2
+    for row in cf.validation:
+        assert row["spike_count_error"] <= 0.15
+        assert row["subthreshold_rmse_mV"] <= 3.0
+    assert np.mean([row["gamma"] for row in cf.validation]) >= 0.6
 
 
 def test_fit_cell_on_a_chirp_without_steps():

@@ -370,3 +370,32 @@ def test_data_spikes_use_hysteresis():
     assert np.sum(np.isfinite(raw)) == 3
     with pytest.raises(ValueError, match="hysteresis"):
         fitting.SpikeTimeLoss(hysteresis=-1.0)
+
+
+def test_subthreshold_loss_can_leave_out_the_models_spikes():
+    """With `model_spikes=True` the loss judges the samples `hhjax.subthreshold_rmse`
+    judges (spikes of either trace left out, normalised by the recorded-spike mask);
+    a model spike 15 ms off its recorded time costs nothing here (the spike-time
+    loss's business) instead of ~100 mV residuals. The mask carries no gradient."""
+    t = np.arange(0.0, 100.0, 0.1)
+    spike = lambda t0: np.where((t >= t0) & (t < t0 + 1.0), 110.0, 0.0)  # noqa: E731
+    v_data = (-65.0 + spike(20.0))[None]
+    v_model = (-64.0 + spike(35.0))[None]  # 1 mV off, its spike 15 ms late
+    data = fitting.SweepData(t, v_data, np.zeros_like(v_data))
+    plain = fitting.SubthresholdLoss().bind(data)
+    both = fitting.SubthresholdLoss(model_spikes=True).bind(data)
+    keep_data = fitting.SubthresholdLoss().mask(data)[0]
+    # plain: the model's spike samples count (110 mV residuals)
+    assert float(plain.value(jnp.asarray(v_model))) > 100.0
+    # model_spikes: 1 mV² on the samples both masks keep, over the data mask's count
+    near_model = (t >= 33.0) & (t <= 45.0)
+    expected = np.sum(keep_data & ~near_model) / np.sum(keep_data)
+    assert float(both.value(jnp.asarray(v_model))) == pytest.approx(expected, rel=1e-9)
+    rmse = hhjax.subthreshold_rmse(t, v_data[0], v_model[0])
+    assert rmse == pytest.approx(1.0)
+    # no gradient through the mask: d/dc of the value at v_model + c is 2·(kept share)
+    g = jax.grad(lambda c: both.value(jnp.asarray(v_model) + c))(0.0)
+    assert float(g) == pytest.approx(2.0 * expected, rel=1e-9)
+    # with no model spike the two agree
+    flat = jnp.asarray(v_data - spike(20.0)[None] + 1.0)
+    assert float(both.value(flat)) == pytest.approx(float(plain.value(flat)))
