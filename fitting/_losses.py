@@ -171,10 +171,13 @@ class _BoundTrace(AbstractBoundLoss):
 
 class _BoundSubthreshold(AbstractBoundLoss):
     """A bound trace loss whose residuals are also zero within `(before, after)`
-    samples of the *model's* upward threshold crossings and wherever the model is
-    above threshold (the mask is data-like: no gradient flows through it)."""
+    samples of the model's first `n_data[s]` upward threshold crossings in each
+    sweep — the model spikes the spike-time loss matches with recorded ones (the
+    mask is data-like: no gradient flows through it). Extra model spikes stay
+    penalised here, so firing more cannot hide samples."""
 
     trace: _BoundTrace
+    n_data: Array  # (S,) recorded spikes per sweep
     threshold: float = eqx.field(static=True)
     before: int = eqx.field(static=True)
     after: int = eqx.field(static=True)
@@ -184,14 +187,16 @@ class _BoundSubthreshold(AbstractBoundLoss):
         vs = jax.lax.stop_gradient(v)
         up = (vs[..., 1:] >= self.threshold) & (vs[..., :-1] < self.threshold)
         up = jnp.concatenate([jnp.zeros_like(up[..., :1]), up], axis=-1)
-        # samples with a crossing in [k - after, k + before]
+        rank = jnp.cumsum(up.astype(jnp.int32), axis=-1)
+        up = up & (rank <= self.n_data[..., None])
+        # samples with a matched crossing in [k - after, k + before]
         cs = jnp.cumsum(up.astype(jnp.int32), axis=-1)
         T = vs.shape[-1]
         k = jnp.arange(T)
         hi = jnp.take(cs, jnp.minimum(k + self.before, T - 1), axis=-1)
         lo_idx = k - self.after - 1
         lo = jnp.where(lo_idx >= 0, jnp.take(cs, jnp.maximum(lo_idx, 0), axis=-1), 0)
-        keep = ((hi - lo) == 0) & (vs < self.threshold)
+        keep = (hi - lo) == 0
         r = self.trace.residuals(v)
         return r * keep.astype(r.dtype).ravel()
 
@@ -448,12 +453,13 @@ class SubthresholdLoss(AbstractLoss):
     `(2, 10)`), `window` `(t_start, t_end)` [ms] (default the whole sweep),
     `sigma` [mV] (default 1), `hysteresis` [mV] (default 10), `sweep_weights`,
     `model_spikes`: also leave out the samples within `exclude_ms` of the *model's*
-    spikes and where the model is above `threshold` (default False). With it the
-    loss judges the same samples as [`hhjax.subthreshold_rmse`][] (spikes of either
-    trace left out): a model spike a few ms off its recorded time is then the
-    spike-time loss's business, not a 100 mV residual here — without it a fit
-    combining both losses could lower the sum by dropping a spike (the value keeps
-    the normalisation of the recorded-spike mask).
+    first `n` spikes of each sweep, `n` the sweep's recorded spike count (default
+    False). Those are the spikes a spike-time loss matches with recorded ones: a
+    model spike a few ms off its recorded time is then that loss's business, not a
+    100 mV residual here — without it a fit combining both losses could lower the
+    sum by dropping a spike. Extra model spikes still count here (so firing more
+    cannot hide samples). The value keeps the normalisation of the recorded-spike
+    mask.
 
     **Raises:** `ValueError` for a bad `exclude_ms`, `window` or `sigma <= 0` (at
     construction); at bind time if no sample is left.
@@ -527,8 +533,14 @@ class SubthresholdLoss(AbstractLoss):
         t = np.asarray(data.t, float)
         dt = float(np.median(np.diff(t))) if t.size > 1 else 1.0
         before, after = (float(x) for x in self.exclude_ms)
+        n_data = []
+        for s in range(data.v.shape[0]):
+            v = np.asarray(data.v[s], float)
+            up = np.nonzero((v[1:] >= self.threshold) & (v[:-1] < self.threshold))[0] + 1
+            times = _distinct_crossings(t, v, t[up], self.threshold, self.hysteresis)
+            n_data.append(int(np.sum(np.isfinite(times))))
         return _BoundSubthreshold(
-            trace=bound, threshold=self.threshold,
+            trace=bound, n_data=jnp.asarray(n_data, jnp.int32), threshold=self.threshold,
             before=int(math.ceil(before / dt)), after=int(math.ceil(after / dt)),
         )
 

@@ -399,3 +399,10 @@ def test_subthreshold_loss_can_leave_out_the_models_spikes():
     # with no model spike the two agree
     flat = jnp.asarray(v_data - spike(20.0)[None] + 1.0)
     assert float(both.value(flat)) == pytest.approx(float(plain.value(flat)))
+    # an extra model spike (one recorded spike, two model spikes): only the first is
+    # left out, the second still costs (firing more cannot hide samples)
+    extra = jnp.asarray(v_model + spike(70.0)[None])
+    spiky = (t >= 70.0) & (t < 71.0)
+    expected_extra = (np.sum(keep_data & ~near_model)
+                      + np.sum(spiky) * (111.0**2 - 1.0)) / np.sum(keep_data)
+    assert float(both.value(extra)) == pytest.approx(expected_extra, rel=1e-9)
