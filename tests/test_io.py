@@ -597,6 +597,7 @@ def test_cli_fit_reads_only_the_named_sweeps_of_a_mixed_file(pynwb, tmp_path, mo
         status: str = "ok"
         wall_time: float = 0.0
         warnings: tuple = ()
+        settings: dict = dataclasses.field(default_factory=lambda: {"timing_s": {"search": 1.0}})
 
         def summary(self):
             return "fake fit"
