@@ -28,10 +28,9 @@ from ._losses import SpikeTimeLoss, SubthresholdLoss
 from ._optimizers import LevenbergMarquardt
 from ._passive import (
     PassiveEstimate,
-    current_edges,
+    _stimulus_bounds,
     estimate_passive,
     onset_capacitance,
-    stimulus_span,
 )
 from ._report import predict
 from ._search import cell_score, search_cell
@@ -279,16 +278,11 @@ def _auto_window(recording: hhjax.Recording, before_ms=50.0, after_ms=250.0):
     I = np.asarray(recording.i_samples, float)
     lo, hi = math.inf, -math.inf
     for i in I:
-        # the edges of a step protocol; the span also bounds a smooth stimulus
-        # (a chirp has no edge before its abrupt end)
-        ch = current_edges(i)
-        if ch.size:
-            lo = min(lo, t[ch[0]])
-            hi = max(hi, t[ch[-1]])
-        span = stimulus_span(i)
-        if span is not None:
-            lo = min(lo, t[span[0]])
-            hi = max(hi, t[min(span[1], t.size - 1)])
+        # the edges of a step protocol and the span that also bounds a smooth
+        # stimulus (a chirp has no edge before its abrupt end)
+        bounds = _stimulus_bounds(i)
+        if bounds is not None:
+            lo, hi = min(lo, t[bounds[0]]), max(hi, t[bounds[1]])
     if not math.isfinite(lo):
         return None
     return (max(t[0], lo - before_ms), min(t[-1], hi + after_ms))

@@ -504,18 +504,25 @@ class SubthresholdLoss(AbstractLoss):
         if not (self.sigma > 0 and math.isfinite(self.sigma)):
             raise ValueError(f"`sigma` must be > 0 (mV), got {self.sigma}.")
 
+    def _spike_times(self, data: SweepData) -> list[np.ndarray]:
+        """Per sweep, the recorded spike times [ms] (distinct upward crossings)."""
+        t = np.asarray(data.t, float)
+        out = []
+        for v in np.asarray(data.v, float):
+            up = np.nonzero((v[1:] >= self.threshold) & (v[:-1] < self.threshold))[0] + 1
+            times = _distinct_crossings(t, v, t[up], self.threshold, self.hysteresis)
+            out.append(times[np.isfinite(times)])
+        return out
+
     def mask(self, data: SweepData) -> np.ndarray:
         """`(S, T)` bool: the samples this loss uses."""
         t = np.asarray(data.t, float)
         before, after = (float(x) for x in self.exclude_ms)
         keep = np.broadcast_to(_window_mask(t, self.window), data.v.shape).copy()
-        for s in range(data.v.shape[0]):
-            v = np.asarray(data.v[s], float)
-            up = np.nonzero((v[1:] >= self.threshold) & (v[:-1] < self.threshold))[0] + 1
-            times = _distinct_crossings(t, v, t[up], self.threshold, self.hysteresis)
-            for tc in times[np.isfinite(times)]:
+        for s, times in enumerate(self._spike_times(data)):
+            for tc in times:
                 keep[s] &= ~((t >= tc - before) & (t <= tc + after))
-            keep[s] &= v < self.threshold
+            keep[s] &= np.asarray(data.v[s], float) < self.threshold
         return keep
 
     def bind(self, data):
@@ -533,12 +540,7 @@ class SubthresholdLoss(AbstractLoss):
         t = np.asarray(data.t, float)
         dt = float(np.median(np.diff(t))) if t.size > 1 else 1.0
         before, after = (float(x) for x in self.exclude_ms)
-        n_data = []
-        for s in range(data.v.shape[0]):
-            v = np.asarray(data.v[s], float)
-            up = np.nonzero((v[1:] >= self.threshold) & (v[:-1] < self.threshold))[0] + 1
-            times = _distinct_crossings(t, v, t[up], self.threshold, self.hysteresis)
-            n_data.append(int(np.sum(np.isfinite(times))))
+        n_data = [times.size for times in self._spike_times(data)]
         return _BoundSubthreshold(
             trace=bound, n_data=jnp.asarray(n_data, jnp.int32), threshold=self.threshold,
             before=int(math.ceil(before / dt)), after=int(math.ceil(after / dt)),

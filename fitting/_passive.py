@@ -141,12 +141,38 @@ def stimulus_span(i_pA: np.ndarray) -> tuple[int, int] | None:
     i = np.asarray(i_pA, float)
     if i.size < 12:
         return None
-    med, tol = _filtered_current(i)
+    return _span(*_filtered_current(i))
+
+
+def _span(med: np.ndarray, tol: float) -> tuple[int, int] | None:
     start = np.nonzero(np.abs(med - np.median(med[:20])) > tol)[0]
     stop = np.nonzero(np.abs(med - np.median(med[-20:])) > tol)[0]
     if not start.size or not stop.size:
         return None
     return int(start[0]), int(stop[-1]) + 1
+
+
+def _edges(med: np.ndarray, tol: float) -> np.ndarray:
+    change = np.nonzero(np.abs(np.diff(med)) > tol)[0] + 1
+    return np.asarray(
+        [int(k) for j, k in enumerate(change) if j == 0 or k - change[j - 1] > 2], int
+    )
+
+
+def _stimulus_bounds(i_pA: np.ndarray) -> tuple[int, int] | None:
+    """`(first, last)` sample indices of the stimulus: the union of the first/last
+    [`fitting.current_edges`][] and the [`fitting.stimulus_span`][] (one filtering
+    of the current for both); `None` for a constant current."""
+    i = np.asarray(i_pA, float)
+    if i.size < 12:
+        return None
+    med, tol = _filtered_current(i)
+    ch, span = _edges(med, tol), _span(med, tol)
+    firsts = ([int(ch[0])] if ch.size else []) + ([span[0]] if span else [])
+    lasts = ([int(ch[-1])] if ch.size else []) + ([min(span[1], i.size - 1)] if span else [])
+    if not firsts:
+        return None
+    return min(firsts), max(lasts)
 
 
 def current_edges(i_pA: np.ndarray) -> np.ndarray:
@@ -180,11 +206,7 @@ def current_edges(i_pA: np.ndarray) -> np.ndarray:
     i = np.asarray(i_pA, float)
     if i.size < 12:
         return np.zeros(0, int)
-    med, tol = _filtered_current(i)
-    change = np.nonzero(np.abs(np.diff(med)) > tol)[0] + 1
-    return np.asarray(
-        [int(k) for j, k in enumerate(change) if j == 0 or k - change[j - 1] > 2], int
-    )
+    return _edges(*_filtered_current(i))
 
 
 def estimate_passive(
@@ -280,15 +302,15 @@ def estimate_passive(
             recording, threshold, max_deflection_mV, settle_ms, min_epoch_ms, max_fit_ms
         )
     except ValueError as e_steps:
+        reason = e_steps.args[0]
         if method == "steps":
-            raise
+            raise ValueError(f"{reason}; give the area/capacitance explicitly.") from None
         try:
             return _from_trace(recording, threshold, spiking=False)
         except ValueError as e_trace:
-            msg = e_steps.args[0].replace("; give the area/capacitance explicitly.", "")
             raise ValueError(
-                f"{msg}; and no whole-sweep estimate either: {e_trace.args[0]} Give the "
-                "area/capacitance explicitly."
+                f"{reason}; and no whole-sweep estimate either: {e_trace.args[0]} Give "
+                "the area/capacitance explicitly."
             ) from None
 
 
@@ -349,8 +371,7 @@ def _from_steps(recording, threshold, max_deflection_mV, settle_ms, min_epoch_ms
     if not n_steps:
         raise ValueError(
             "estimate_passive found no usable sub-threshold step response: the current "
-            "has no step of at least 5 pA (not a step protocol, e.g. a chirp or noise); "
-            "give the area/capacitance explicitly."
+            "has no step of at least 5 pA (not a step protocol, e.g. a chirp or noise)"
         )
     epochs = quiet or after_firing
     if not epochs:
@@ -358,7 +379,7 @@ def _from_steps(recording, threshold, max_deflection_mV, settle_ms, min_epoch_ms
             "estimate_passive found no usable sub-threshold step response (every step "
             f"spikes within {min_epoch_ms} ms, deflects more than {max_deflection_mV} mV, "
             "comes too soon after another change or a spike, or does not relax "
-            "exponentially); give the area/capacitance explicitly."
+            "exponentially)"
         )
     r = np.array([dv / di for _, _, di, dv, _ in epochs]) * 1e3  # mV/pA = GΩ → MΩ
     taus = np.array([e[4] for e in epochs])

@@ -340,7 +340,7 @@ _STABILITY_BOUNDARY = (
 )
 
 #: Adaptive steps are kept below this fraction of the solver's stability boundary
-#: divided by the fastest rate of the state (|R(h·λ)| ≤ 0.2 for Tsit5).
+#: divided by the fastest rate of the state (|R(h·λ)| ≤ 0.4 for Tsit5).
 STABILITY_MARGIN = 0.85
 
 
