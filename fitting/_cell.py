@@ -615,6 +615,8 @@ def fit_cell(
         raise ValueError(f"`steps` must be a positive integer, got {steps!r}.")
     if not (time_scale_ms > 0 and math.isfinite(time_scale_ms)):
         raise ValueError(f"`time_scale_ms` must be > 0 (ms), got {time_scale_ms}.")
+    if not isinstance(model_spikes, (bool, np.bool_)):
+        raise TypeError(f"`model_spikes` must be True or False, got {model_spikes!r}.")
     if capacitance_pF is not None and area_cm2 is not None:
         raise ValueError("Give at most one of `capacitance_pF` and `area_cm2`.")
     for name, v in (("capacitance_pF", capacitance_pF), ("area_cm2", area_cm2)):

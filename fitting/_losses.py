@@ -461,8 +461,9 @@ class SubthresholdLoss(AbstractLoss):
     cannot hide samples). The value keeps the normalisation of the recorded-spike
     mask.
 
-    **Raises:** `ValueError` for a bad `exclude_ms`, `window` or `sigma <= 0` (at
-    construction); at bind time if no sample is left.
+    **Raises:** `ValueError` for a bad `exclude_ms`, `window` or `sigma <= 0`, and
+    `TypeError` for a `model_spikes` that is not a bool (at construction); at bind
+    time if no sample is left.
 
     **Example** (a 1-ms spike at 20 ms: 2 ms before and 5 ms after it are left out):
 
@@ -490,9 +491,11 @@ class SubthresholdLoss(AbstractLoss):
     sweep_weights: tuple[float, ...] | None = eqx.field(
         static=True, default=None, converter=_to_weights
     )
-    model_spikes: bool = eqx.field(static=True, default=False, converter=bool)
+    model_spikes: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
+        if not isinstance(self.model_spikes, (bool, np.bool_)):
+            raise TypeError(f"`model_spikes` must be True or False, got {self.model_spikes!r}.")
         try:
             before, after = (float(x) for x in self.exclude_ms)
         except (TypeError, ValueError):

@@ -121,6 +121,8 @@ def stimulus_span(i_pA: np.ndarray) -> tuple[int, int] | None:
     **Returns:** `(first, end)` (ints, `first < end`), or `None` for a constant
     current or fewer than 12 samples.
 
+    **Raises:** `ValueError` when `i_pA` is not 1-D or not finite.
+
     **Example** (a 2 pA/ms ramp from 5 to 15 ms, sampled every 0.1 ms):
 
     ```pycon
@@ -139,6 +141,11 @@ def stimulus_span(i_pA: np.ndarray) -> tuple[int, int] | None:
     the span starts where the ramp has risen beyond the tolerance, 0.3 ms in.)
     """
     i = np.asarray(i_pA, float)
+    if i.ndim != 1 or not np.all(np.isfinite(i)):
+        raise ValueError(
+            f"`i_pA` must be one sweep's finite current [pA], 1-D; got shape {i.shape}"
+            + ("" if i.ndim != 1 else " with non-finite values") + "."
+        )
     if i.size < 12:
         return None
     return _span(*_filtered_current(i))

@@ -363,7 +363,12 @@ def fastest_rate(params: HHParams | Membrane, state) -> Array:
     `h · rate` is inside the solver's stability region; [`hhjax.simulate`][] keeps
     its adaptive steps below that (see [`hhjax.StabilityLimit`][]).
 
+    **Arguments:** `params`: an [`hhjax.HHParams`][] or [`hhjax.Membrane`][];
+    `state`: its state ([`hhjax.HHState`][] / [`hhjax.MembraneState`][]; `v` [mV]).
+
     **Returns:** an array of the shape of `state.v` [1/ms].
+
+    **Raises:** `TypeError` for another kind of model.
 
     ```pycon
     >>> import hhjax
@@ -373,6 +378,11 @@ def fastest_rate(params: HHParams | Membrane, state) -> Array:
 
     ```
     """
+    if not isinstance(params, (HHParams, Membrane)):
+        raise TypeError(
+            "fastest_rate needs an hhjax.HHParams or hhjax.Membrane, got "
+            f"{type(params).__name__}."
+        )
     v = state.v
     if isinstance(params, HHParams):
         r = params.rates(v)
@@ -409,7 +419,11 @@ class StabilityLimit(diffrax.AbstractAdaptiveStepSizeController):
     Midpoint, Ralston, Euler).
 
     **Arguments:** `controller` (an adaptive diffrax controller), `params` (the
-    model), `max_h_rate` (largest `h · rate`, dimensionless, > 0).
+    model: [`hhjax.HHParams`][] or [`hhjax.Membrane`][]), `max_h_rate` (largest
+    `h · rate`, dimensionless, > 0; steps are in ms, rates in 1/ms).
+
+    **Raises:** `TypeError` for a controller that is not adaptive or another kind
+    of model; `ValueError` for `max_h_rate` ≤ 0 or not finite.
     """
 
     controller: diffrax.AbstractAdaptiveStepSizeController
@@ -417,8 +431,22 @@ class StabilityLimit(diffrax.AbstractAdaptiveStepSizeController):
     max_h_rate: float = eqx.field(static=True)
 
     def __check_init__(self):
-        if not self.max_h_rate > 0:
-            raise ValueError(f"`max_h_rate` must be > 0, got {self.max_h_rate!r}.")
+        if not isinstance(self.controller, diffrax.AbstractAdaptiveStepSizeController):
+            raise TypeError(
+                "StabilityLimit wraps an adaptive diffrax step-size controller (e.g. "
+                f"diffrax.PIDController), got {type(self.controller).__name__}."
+            )
+        if not isinstance(self.params, (HHParams, Membrane)):
+            raise TypeError(
+                "StabilityLimit `params` must be an hhjax.HHParams or hhjax.Membrane, "
+                f"got {type(self.params).__name__}."
+            )
+        if not (isinstance(self.max_h_rate, (int, float)) and math.isfinite(self.max_h_rate)
+                and self.max_h_rate > 0):
+            raise ValueError(
+                f"`max_h_rate` must be a finite number > 0 (dimensionless h·rate), got "
+                f"{self.max_h_rate!r}."
+            )
 
     @property
     def rtol(self):

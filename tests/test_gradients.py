@@ -199,8 +199,16 @@ def test_stability_limit_wraps_explicit_adaptive_solvers_only():
     assert _stability_boundary(diffrax.Tsit5()) == 3.5
     assert _stability_boundary(diffrax.Dopri5()) == 3.3
     assert _stability_boundary(diffrax.Kvaerno5()) is None
-    with pytest.raises(ValueError, match="max_h_rate"):
-        hhjax.StabilityLimit(diffrax.PIDController(rtol=1e-6, atol=1e-6), hhjax.HHParams(), 0.0)
+    pid = diffrax.PIDController(rtol=1e-6, atol=1e-6)
+    for bad in (0.0, -1.0, float("nan"), "2"):
+        with pytest.raises(ValueError, match="max_h_rate"):
+            hhjax.StabilityLimit(pid, hhjax.HHParams(), bad)
+    with pytest.raises(TypeError, match="adaptive"):
+        hhjax.StabilityLimit(diffrax.ConstantStepSize(), hhjax.HHParams(), 2.0)
+    with pytest.raises(TypeError, match="HHParams or hhjax.Membrane"):
+        hhjax.StabilityLimit(pid, {"g_na": 120.0}, 2.0)
+    with pytest.raises(TypeError, match="HHParams or hhjax.Membrane"):
+        hhjax.fastest_rate({"g_na": 120.0}, hhjax.steady_state(hhjax.HHParams(), -65.0))
     # the fastest rate at rest is the m gate's 1/τ (Pospischil RS: τ_m ≈ 0.07 ms)
     rs = hhjax.pospischil("RS")
     state = hhjax.steady_state(rs, -70.0)

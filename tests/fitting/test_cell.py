@@ -156,6 +156,10 @@ def test_estimate_passive_from_a_chirp_without_steps():
     first, end = fitting.stimulus_span(i_rec)
     assert 165.0 <= t[first] < 180.0 and t[end] == pytest.approx(2900.0, abs=0.2)
     assert fitting.stimulus_span(np.full(100, -20.0)) is None
+    with pytest.raises(ValueError, match="i_pA"):
+        fitting.stimulus_span(np.stack([i_rec, i_rec]))
+    with pytest.raises(ValueError, match="non-finite"):
+        fitting.stimulus_span(np.where(t < 50.0, np.nan, i_rec))
     first, end = fitting.stimulus_span(i_step)
     assert (t[first], t[end]) == (500.0, 2000.0)
     assert fitting.current_edges(i_step).tolist() == [first, end]
@@ -317,6 +321,8 @@ def test_spike_widths_of_a_known_shape():
 def test_fit_cell_argument_errors():
     t = np.arange(0.0, 100.0, 0.1)
     rec = hhjax.Recording(t, np.full((3, t.size), -70.0), i_pA=np.zeros((3, t.size)))
+    with pytest.raises(TypeError, match="model_spikes"):
+        fitting.fit_cell(rec, sweeps=[0], model_spikes="no")
     with pytest.raises(ValueError, match="both fitted and held out"):
         fitting.fit_cell(rec, sweeps=[0, 1], validate=[1])
     with pytest.raises(ValueError, match="sweep 5 does not exist"):

@@ -396,6 +396,8 @@ def test_subthreshold_loss_can_leave_out_the_models_spikes():
     # no gradient through the mask: d/dc of the value at v_model + c is 2·(kept share)
     g = jax.grad(lambda c: both.value(jnp.asarray(v_model) + c))(0.0)
     assert float(g) == pytest.approx(2.0 * expected, rel=1e-9)
+    with pytest.raises(TypeError, match="model_spikes"):
+        fitting.SubthresholdLoss(model_spikes="no")
     # with no model spike the two agree
     flat = jnp.asarray(v_data - spike(20.0)[None] + 1.0)
     assert float(both.value(flat)) == pytest.approx(float(plain.value(flat)))
