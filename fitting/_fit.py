@@ -77,6 +77,10 @@ NOISE_MARGIN_MV = 0.1
 #: thousand samples; a fit at the noise floor has σ ≈ σ̂).
 RETRY_RATIO = 1.03
 RETRY_MARGIN_MV = 0.02
+#: A parameter whose remaining Gauss–Newton step (`FitResult.remaining_step`) is
+#: longer than `MAX_STEP_SE` standard errors is reported as not identified: the fit
+#: stopped before the minimum along it.
+MAX_STEP_SE = 1.0
 
 
 # --------------------------------------------------------------------------------------
@@ -316,7 +320,14 @@ class FitResult:
       residuals (NaN when not computed).
     - `correlation`: `(p, p)` parameter correlation matrix, rows in `names` order.
     - `identifiable`: name → bool: `False` when the relative standard error exceeds
-      50 % or the parameter is almost fully correlated (|ρ| > 0.995) with another.
+      50 %, the parameter is almost fully correlated (|ρ| > 0.995) with another, or
+      the fit had not converged along it (its `remaining_step` exceeds its standard
+      error).
+    - `remaining_step`: name → the Gauss–Newton step `−(JᵀJ)⁻¹Jᵀr` from the result
+      (same unit): ~0 at a minimum of the trace residuals. The standard errors
+      describe the noise's scatter about a minimum; a remaining step longer than
+      one standard error means the fit stopped short of it, and the value is
+      further from the minimum than its standard error says.
     - `noise_sigma`: residual standard deviation at the optimum [mV].
     - `data_noise_sigma`: the recording's noise level estimated from its
       sample-to-sample scatter ([`fitting.estimate_noise_sigma`][]) [mV]. A
@@ -372,6 +383,7 @@ class FitResult:
     names: tuple[str, ...]
     warnings: tuple[str, ...] = ()
     data_noise_sigma: float = math.nan
+    remaining_step: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable summary (what `hhjax fit` writes to `fit.json`)."""
@@ -391,6 +403,7 @@ class FitResult:
         return {
             "params": {k: num(v) for k, v in self.values.items()},
             "stderr": {k: num(v) for k, v in self.stderr.items()},
+            "remaining_step": {k: num(v) for k, v in self.remaining_step.items()},
             "correlation": {
                 "names": list(self.correlation_names),
                 "matrix": [num(row) for row in np.asarray(self.correlation)],
@@ -571,8 +584,9 @@ def _uncertainty(problem: _Problem, sdata: SweepData, U: Array, b: int):
     objective = _Objective(problem, TraceLoss().bind(sdata))
     opt, objective = _prepare(LevenbergMarquardt(), objective)
     st = _vstep(opt, _vinit(opt, U, objective), objective)
-    _, A_all, _ = st.extra
+    g_all, A_all, _ = st.extra
     A = np.asarray(A_all[b], float)
+    g = np.asarray(g_all[b], float)
     loss = float(st.loss[b])
     N = int(sdata.v.size)
     p = A.shape[0]
@@ -586,10 +600,10 @@ def _uncertainty(problem: _Problem, sdata: SweepData, U: Array, b: int):
     theta = np.asarray(flat_theta(ub), float)
     sigma2_over = loss / max(N - p, 1)  # = σ²/N in the loss normalisation
     with np.errstate(all="ignore"):  # a failed start gives inf/NaN: reported as such
-        return _covariance(space, A, D, theta, sigma2_over, loss, N, p)
+        return _covariance(space, A, D, theta, sigma2_over, loss, N, p, g=g)
 
 
-def _covariance(space, A, D, theta, sigma2_over, loss, N, p):
+def _covariance(space, A, D, theta, sigma2_over, loss, N, p, g=None):
     flat_names = []
     for n in space.names:
         if n in space.per_sweep:
@@ -606,6 +620,16 @@ def _covariance(space, A, D, theta, sigma2_over, loss, N, p):
     cov_u = sigma2_over * ((V * inv_w) @ V.T) / np.outer(scale, scale)
     cov = D @ cov_u @ D.T
     se = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    # the Gauss–Newton step from the result, δ = −(JᵀJ)⁻¹ Jᵀr (g = Jᵀr): at a
+    # minimum it is ~0; a step longer than a standard error means the fit stopped
+    # before the minimum, and the standard errors (the noise's scatter about the
+    # minimum) say nothing about how far from it the result is
+    step = np.zeros_like(se)
+    if g is not None:
+        g = np.where(np.isfinite(g), g, 0.0)
+        step = D @ (-((V * inv_w) @ (V.T @ (g / scale))) / scale)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step_se = np.abs(step) / se
     d = np.maximum(se, 1e-300)
     corr = np.clip(cov / np.outer(d, d), -1.0, 1.0)
     ident, warnings = {}, []
@@ -613,26 +637,34 @@ def _covariance(space, A, D, theta, sigma2_over, loss, N, p):
         rel = se[k] / max(abs(theta[k]), 1e-12)
         others = np.delete(np.abs(corr[k]), k)
         strong = bool(others.size and others.max() > 0.995)
-        ok = bool(np.isfinite(rel) and rel < 0.5 and not strong and not singular)
+        moving = bool(step_se[k] > MAX_STEP_SE)
+        ok = bool(np.isfinite(rel) and rel < 0.5 and not strong and not singular
+                  and not moving)
         ident[name] = ok
         if not ok:
             if singular:
                 why = "the Gauss–Newton Hessian is singular"
             elif strong:
                 why = f"|correlation| {others.max():.3f} with another parameter"
+            elif moving:
+                why = (f"the fit had not converged: one more Gauss–Newton step would move "
+                       f"it by {step[k]:+.3g}, {step_se[k]:.3g} standard errors")
             else:
                 why = f"relative standard error {rel:.0%}"
             warnings.append(f"{name} is poorly identified by this data ({why}).")
-    stderr, i = {}, 0
+    stderr, remaining, i = {}, {}, 0
     for n in space.names:
         if n in space.per_sweep:
             stderr[n] = se[i : i + space.n_sweeps].copy()
+            remaining[n] = step[i : i + space.n_sweeps].copy()
             i += space.n_sweeps
         else:
             stderr[n] = float(se[i])
+            remaining[n] = float(step[i])
             i += 1
     return dict(
         stderr=stderr,
+        remaining_step=remaining,
         correlation=corr,
         correlation_names=tuple(flat_names),
         identifiable=ident,
@@ -1250,6 +1282,7 @@ def _make_result(problem, sdata, space, best_u, best_loss, evals, history, statu
     nan_names = {n: (np.full(space.n_sweeps, np.nan) if n in space.per_sweep else math.nan) for n in space.names}
     unc = dict(
         stderr=nan_names,
+        remaining_step=nan_names,
         correlation=np.full((1, 1), np.nan),
         correlation_names=(),
         identifiable={},
@@ -1277,6 +1310,7 @@ def _make_result(problem, sdata, space, best_u, best_loss, evals, history, statu
         params=params,
         values=values,
         stderr=unc["stderr"],
+        remaining_step=unc["remaining_step"],
         correlation=unc["correlation"],
         correlation_names=unc["correlation_names"],
         identifiable=unc["identifiable"],

@@ -102,6 +102,26 @@ def test_default_stages_accepts_numpy_times():
 # ---- (a) parameter recovery ---------------------------------------------------------
 
 
+def test_a_fit_stopped_short_of_the_minimum_is_reported(recording):
+    """A fit of the first 12 ms only ends (converged on its own window) away from
+    the whole trace's minimum: the standard errors describe the noise's scatter about
+    a minimum, so they do not cover this result's error. The remaining Gauss–Newton
+    step of the whole trace says so (it is 4-12 standard errors long here, and
+    points at the truth), and the parameters are not reported as identified."""
+    res = fitting.fit(hhjax.HHParams(), recording, NAMES, stages=TRACE_STAGES[:1],
+                      retry=False, progress=False)
+    for n in NAMES:
+        true = float(getattr(TRUTH, n))
+        value, se, step = res.values[n], res.stderr[n], res.remaining_step[n]
+        assert abs(value - true) > 3 * se, (n, value, se)  # the SEs do not cover it
+        assert abs(step) > 3 * se, (n, step, se)
+        assert abs(value + step - true) < 0.25 * abs(value - true), (n, value, step)
+        assert not res.identifiable[n]
+        assert any(w.startswith(f"{n} is poorly identified") and "had not converged" in w
+                   for w in res.warnings), res.warnings
+    assert res.to_json()["remaining_step"] == pytest.approx(res.remaining_step)
+
+
 def test_data_spikes(clean_v):
     assert [int(hhjax.spike_count(v)) for v in clean_v] == [1, 2]
 
@@ -122,6 +142,8 @@ def test_parameter_recovery(base):
         )
         assert float(getattr(res.params, n)) == pytest.approx(res.values[n])
         assert res.identifiable[n]
+        # at the minimum the Gauss–Newton step left is nothing next to the noise
+        assert abs(res.remaining_step[n]) <= 0.01 * se, (n, res.remaining_step[n], se)
     assert isinstance(res.params, hhjax.HHParams)
     # the parameters not fitted are the starting model's
     assert float(res.params.e_na) == float(hhjax.HHParams().e_na)
