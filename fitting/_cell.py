@@ -14,6 +14,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -322,6 +323,14 @@ class CellFit:
     - `model_name`: the model family used.
     - `values`, `stderr`: label → fitted value / standard error, in the
       parameter's unit, plus `area_cm2` [cm²] and `capacitance_pF` [pF].
+    - `identifiable`: label → whether the standard error can be trusted
+      ([`fitting.FitResult`][]`.identifiable`: a relative standard error below
+      50 %, no near-complete correlation, and the fit at a minimum of the trace
+      residuals, i.e. a remaining Gauss–Newton step shorter than one standard
+      error); all False when the search's best was kept (no standard errors). On a
+      spiking cell the fit minimises spike-time and sub-threshold errors, not the
+      trace residuals, so most parameters usually read False: the standard errors
+      of the trace residuals do not describe the error of such a fit.
     - `passive`: the [`fitting.PassiveEstimate`][] the fit started from.
     - `fit_sweeps`, `validate_sweeps`: indices into the recording given.
     - `training`, `validation`: per sweep, a dict with `sweep` and the metrics of
@@ -367,6 +376,7 @@ class CellFit:
     wall_time: float
     status: str
     warnings: tuple[str, ...] = ()
+    identifiable: dict[str, bool] = dataclasses.field(default_factory=dict)
 
     @property
     def area_cm2(self) -> float:
@@ -378,7 +388,10 @@ class CellFit:
         lines = [f"model {self.model_name}: fitted on sweeps {list(self.fit_sweeps)}"]
         for k, v in self.values.items():
             se = self.stderr.get(k, math.nan)
-            lines.append(f"  {k:<15} {v:>12.5g} ± {se:.2g}")
+            line = f"  {k:<15} {v:>12.5g} ± {se:.2g}"
+            if math.isfinite(se) and not self.identifiable.get(k, False):
+                line += "  (not identified: the ± does not hold, see warnings)"
+            lines.append(line)
         head = (
             f"  {'':<6}{'sweep':>6} {'spikes':>11} {'count err':>10} "
             f"{'latency err':>12} {'sub-thr RMSE':>13} {'Γ':>7}"
@@ -404,6 +417,7 @@ class CellFit:
             "model": self.model_name,
             "params": {k: _num(v) for k, v in self.values.items()},
             "stderr": {k: _num(v) for k, v in self.stderr.items()},
+            "identifiable": dict(self.identifiable),
             "passive_estimate": {
                 "e_rest_mV": _num(self.passive.e_rest_mV),
                 "r_in_MOhm": _num(self.passive.r_in_MOhm),
@@ -465,6 +479,36 @@ class CellFit:
         self.plot().savefig(tmpf, dpi=100)
         os.replace(tmpf, paths["png"])
         return paths
+
+
+def _cell_warnings(fit_warnings, label_of: dict[str, str]) -> tuple[str, ...]:
+    """The local fit's warnings in the cell model's labels; those saying a parameter
+    is not at a minimum of the trace residuals (the usual case on a spiking cell)
+    become one. The generic residual-σ-versus-noise warning is left out: a model of
+    a real cell never reaches the recording noise on a trace loss; the held-out
+    metrics are the verdict."""
+    out, moving = [], []
+    for w in fit_warnings:
+        if w.startswith("The residual σ"):
+            continue
+        for path, label in sorted(label_of.items(), key=lambda kv: -len(kv[0])):
+            if w.startswith(f"{path} is "):
+                w = label + w[len(path):]
+                break
+        m = re.search(r"would move it by \S+, (\S+) standard errors", w)
+        if "had not converged" in w and m:
+            moving.append((w.split(" is ", 1)[0], float(m.group(1))))
+        else:
+            out.append(w)
+    if moving:
+        lo, hi = min(z for _, z in moving), max(z for _, z in moving)
+        out.insert(0, (
+            f"{', '.join(n for n, _ in moving)}: the result is not at a minimum of the "
+            f"trace residuals (one more Gauss–Newton step would move them by {lo:.2g}–"
+            f"{hi:.2g} standard errors), so their standard errors, which describe the "
+            "recording noise about such a minimum, understate their uncertainty; judge "
+            "the fit by the held-out sweeps"))
+    return tuple(out)
 
 
 def _fmt(x, spec):
@@ -799,7 +843,8 @@ def fit_cell(
                 retry=False, progress=False,
             )
             res = dataclasses.replace(
-                res, stderr=res_u.stderr, correlation=res_u.correlation,
+                res, stderr=res_u.stderr, remaining_step=res_u.remaining_step,
+                correlation=res_u.correlation,
                 correlation_names=res_u.correlation_names, identifiable=res_u.identifiable,
                 noise_sigma=res_u.noise_sigma, rmse=res_u.rmse,
                 warnings=tuple(res.warnings) + tuple(
@@ -838,6 +883,12 @@ def fit_cell(
     values["capacitance_pF"] = area * c_m * 1e6
     if "area_cm2" in stderr:
         stderr["capacitance_pF"] = stderr["area_cm2"] * c_m * 1e6
+    identifiable = {
+        k: bool(res.identifiable.get(
+            "area_cm2" if k == "capacitance_pF" else cm.labels.get(k, k), False))
+        and math.isfinite(stderr.get(k, math.nan))
+        for k in values
+    }
     t = np.asarray(rec.t_ms, float)
     parts_d, parts_m, rows = [], [], {"fit": [], "val": []}
     onset = window[0] if window is not None else None
@@ -890,9 +941,6 @@ def fit_cell(
         settings=settings,
         wall_time=time.perf_counter() - t_wall,
         status=status,
-        # (the generic residual-σ-versus-noise warning of `fit` is left out: a model
-        # of a real cell never reaches the recording noise on a trace loss; the
-        # held-out metrics are the verdict)
-        warnings=tuple(warnings)
-        + tuple(w for w in res.warnings if not w.startswith("The residual σ")),
+        warnings=tuple(warnings) + _cell_warnings(res.warnings, label_of),
+        identifiable=identifiable,
     )

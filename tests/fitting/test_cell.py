@@ -14,6 +14,7 @@ import pytest
 import fitting
 import hhjax
 from fitting._cli import main as cli_main
+from fitting._transforms import get_parameter
 
 AREA = 2e-4  # cm² (200 pF at 1 µF/cm²)
 
@@ -368,6 +369,18 @@ def test_fit_cell_recovers_a_synthetic_cell_and_predicts_held_out_sweeps(synthet
     assert cf.settings["model_spikes"] is True
     assert cf.settings["search"]["kept"] == "local"
     assert cf.values["capacitance_pF"] == pytest.approx(200.0, rel=0.05)
+    # the standard errors: a parameter reported as identified has the truth within
+    # 3 standard errors; one further off is not reported as identified (on this
+    # cell the local fit stops short of the trace-residual minimum, with the truth
+    # 5-25 standard errors away, before `remaining_step` caught it)
+    truth = hhjax.pospischil("RS", g_na=70.0, g_kd=5.0, g_leak=0.04, e_leak=-68.0, v_t=-58.0)
+    for label, path in cf.settings["parameter_paths"].items():
+        true = float(np.asarray(get_parameter(truth, path.split("|")[0])))
+        off = abs(cf.values[label] - true) / cf.stderr[label]
+        assert off <= 3.0 or not cf.identifiable[label], (label, cf.values[label], true)
+    assert cf.identifiable["capacitance_pF"] == cf.identifiable["area_cm2"]
+    if not all(cf.identifiable.values()):
+        assert "not identified" in cf.summary()
     for row in cf.training:
         assert row["spike_count_error"] == 0.0
         assert row["subthreshold_rmse_mV"] <= 0.4
@@ -449,6 +462,15 @@ def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path):
         assert all(e is not None and 0 < e < math.inf for e in errs), errs
     else:
         assert all(e is None for e in errs), errs
+    # whether each ± can be trusted; one that cannot is named in a warning (on a
+    # real spiking cell: not at a minimum of the trace residuals)
+    ident = summary["identifiable"]
+    assert set(ident) == set(summary["params"])
+    for k, ok in ident.items():
+        if not ok and summary["stderr"][k] is not None and k not in (
+                "area_cm2", "capacitance_pF"):
+            assert any(k in w.split(":")[0] or w.startswith(k) for w in summary["warnings"]), (
+                k, summary["warnings"])
     # the capacitance is that of a neuron (tens to hundreds of pF)
     assert 50.0 < summary["params"]["capacitance_pF"] < 600.0
 
