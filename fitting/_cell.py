@@ -269,6 +269,10 @@ def spike_widths(recording: hhjax.Recording, threshold: float = -20.0) -> np.nda
     return np.asarray(out)
 
 
+#: The search's starting spread for the membrane area, in its scaled units (the
+#: area is searched over a factor 4 either side, logarithmically: 0.15 is ~±40 %).
+AREA_SPREAD = 0.15
+
 #: `model="auto"` takes the fast-spiking family when the median spike width at
 #: −20 mV is below this [ms].
 FS_WIDTH_MS = 1.2
@@ -567,6 +571,9 @@ def fit_cell(
        all the model's parameters (256 candidates per generation, simulated on every
        fitted sweep at once), scored by [`fitting.cell_score`][] — the held-out
        metrics' own terms (spike counts, Γ, sub-threshold RMSE) on the fitted sweeps.
+       It starts around the passive stage's result: spread 0.05 (scaled units) for
+       the leak, 0.15 (~±40 %) for the area and the rest (change them with
+       `search={"spread": {"area_cm2": 0.05, ...}}`).
        It gets the local fit out of the basins where the model fires a spike too
        many or keeps firing where the cell adapts.
     6. **Active stage.** Levenberg–Marquardt from the search's best on
@@ -774,7 +781,12 @@ def fit_cell(
         spread = {k: 0.05 for k in cm.passive}
         spread.update(opts.pop("spread", {}))
         if fit_area:
-            spread.setdefault("area_cm2", 0.05)
+            # wide enough to move the area by ~40 %: the passive stage's area can be
+            # far off (a synthetic 200 pF cell: 142-146 pF, the starting model's
+            # spikes counted as sub-threshold error), and a whole cell's passive
+            # capacitance need not be the one its spikes see (axon-5: 279 pF from
+            # its steps, 186-201 pF in its best fits)
+            spread.setdefault("area_cm2", AREA_SPREAD)
         mb, search_res = search_cell(
             mb, rec_fit, {k: v for k, v in cm.labels.items() if k in cm.bounds},
             {k: cm.bounds[k] for k in cm.labels if k in cm.bounds}, area_cm2=area1,
