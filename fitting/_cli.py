@@ -284,6 +284,9 @@ def _fit_cmd(args, parser) -> int:
     except (ValueError, TypeError) as e:
         parser.error(str(e))
     _print_table(names, res.values, res.stderr)
+    shaky = [n for n in names if not res.identifiable.get(n, True)]
+    if shaky:
+        print(f"  not identified (their ± does not hold; see the warnings): {', '.join(shaky)}")
     print(f"  status {res.status}; rmse {res.rmse:.3f} mV; {res.wall_time:.1f} s")
     for w in res.warnings:
         print(f"  warning: {w}")

@@ -190,3 +190,32 @@ def test_cli_fit_errors_name_the_fix(tmp_path, capsys, argv, fix):
         cli_main(["fit", str(tmp_path / "rec.npz"), "--out", str(tmp_path), *argv])
     assert exc.value.code == 2
     assert fix in capsys.readouterr().err
+
+
+def test_cli_fit_names_the_parameters_whose_stderr_does_not_hold(tmp_path, capsys,
+                                                                  monkeypatch):
+    """`hhjax fit` (the HH model) lists the parameters `fit` did not report as
+    identified under its table, so a ± that does not hold is not read as one."""
+    import types
+
+    import numpy as np
+
+    import fitting
+    import hhjax
+
+    t = np.arange(0.0, 20.0, 0.1)
+    rec = hhjax.Recording(t, np.full((1, t.size), -65.0), i_uA_per_cm2=np.zeros((1, t.size)))
+    rec.save_npz(tmp_path / "rec.npz")
+    fake = types.SimpleNamespace(
+        values={"g_na": 131.3, "g_k": 29.7}, stderr={"g_na": 1.8, "g_k": 0.25},
+        identifiable={"g_na": False, "g_k": True}, status="max_steps", rmse=5.3,
+        wall_time=1.0, warnings=("g_na is poorly identified by this data (the fit had "
+                                 "not converged: ...)",))
+    monkeypatch.setattr(fitting, "fit", lambda *a, **k: fake)
+    monkeypatch.setattr(fitting, "write_report", lambda res, rec, out, extra=None: {
+        "json": out / "fit.json", "png": out / "fit.png"})
+    assert cli_main(["fit", str(tmp_path / "rec.npz"), "--fit", "g_na,g_k",
+                     "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if "not identified" in ln)
+    assert "g_na" in line and "g_k" not in line
