@@ -330,8 +330,8 @@ class CellFit:
     - `identifiable`: label → whether the standard error can be trusted
       ([`fitting.FitResult`][]`.identifiable`: a relative standard error below
       50 %, no near-complete correlation, and the fit at a minimum of the trace
-      residuals, i.e. a remaining Gauss–Newton step shorter than one standard
-      error); all False when the search's best was kept (no standard errors). On a
+      residuals, i.e. a remaining Gauss–Newton step shorter than two standard
+      errors); all False when the search's best was kept (no standard errors). On a
       spiking cell the fit minimises spike-time and sub-threshold errors, not the
       trace residuals, so most parameters usually read False: the standard errors
       of the trace residuals do not describe the error of such a fit.
