@@ -14,7 +14,6 @@ import json
 import math
 import os
 import pathlib
-import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -485,23 +484,23 @@ class CellFit:
         return paths
 
 
-def _cell_warnings(fit_warnings, label_of: dict[str, str]) -> tuple[str, ...]:
+def _cell_warnings(res: FitResult, label_of: dict[str, str]) -> tuple[str, ...]:
     """The local fit's warnings in the cell model's labels; those saying a parameter
     is not at a minimum of the trace residuals (the usual case on a spiking cell)
-    become one. The generic residual-σ-versus-noise warning is left out: a model of
-    a real cell never reaches the recording noise on a trace loss; the held-out
-    metrics are the verdict."""
+    become one, with the range of `res.remaining_step / res.stderr`. The generic
+    residual-σ-versus-noise warning is left out: a model of a real cell never
+    reaches the recording noise on a trace loss; the held-out metrics are the
+    verdict."""
     out, moving = [], []
-    for w in fit_warnings:
+    for w in res.warnings:
         if w.startswith("The residual σ"):
             continue
-        for path, label in sorted(label_of.items(), key=lambda kv: -len(kv[0])):
-            if w.startswith(f"{path} is "):
-                w = label + w[len(path):]
-                break
-        m = re.search(r"would move it by \S+, (\S+) standard errors", w)
-        if "had not converged" in w and m:
-            moving.append((w.split(" is ", 1)[0], float(m.group(1))))
+        name = w.split(" is ", 1)[0]  # the parameter path of "<path> is poorly …"
+        if "had not converged" in w and name in res.remaining_step:
+            z = abs(float(res.remaining_step[name])) / float(res.stderr[name])
+            moving.append((label_of.get(name, name), z))
+        elif name in label_of:
+            out.append(label_of[name] + w[len(name):])
         else:
             out.append(w)
     if moving:
@@ -953,6 +952,6 @@ def fit_cell(
         settings=settings,
         wall_time=time.perf_counter() - t_wall,
         status=status,
-        warnings=tuple(warnings) + _cell_warnings(res.warnings, label_of),
+        warnings=tuple(warnings) + _cell_warnings(res, label_of),
         identifiable=identifiable,
     )

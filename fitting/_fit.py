@@ -603,10 +603,10 @@ def _uncertainty(problem: _Problem, sdata: SweepData, U: Array, b: int):
     theta = np.asarray(flat_theta(ub), float)
     sigma2_over = loss / max(N - p, 1)  # = σ²/N in the loss normalisation
     with np.errstate(all="ignore"):  # a failed start gives inf/NaN: reported as such
-        return _covariance(space, A, D, theta, sigma2_over, loss, N, p, g=g)
+        return _covariance(space, A, D, theta, sigma2_over, loss, N, p, g)
 
 
-def _covariance(space, A, D, theta, sigma2_over, loss, N, p, g=None):
+def _covariance(space, A, D, theta, sigma2_over, loss, N, p, g):
     flat_names = []
     for n in space.names:
         if n in space.per_sweep:
@@ -627,10 +627,8 @@ def _covariance(space, A, D, theta, sigma2_over, loss, N, p, g=None):
     # minimum it is ~0; a step of several standard errors means the fit stopped
     # before the minimum, and the standard errors (the noise's scatter about the
     # minimum) say nothing about how far from it the result is
-    step = np.zeros_like(se)
-    if g is not None:
-        g = np.where(np.isfinite(g), g, 0.0)
-        step = D @ (-((V * inv_w) @ (V.T @ (g / scale))) / scale)
+    g = np.where(np.isfinite(g), g, 0.0)
+    step = D @ (-((V * inv_w) @ (V.T @ (g / scale))) / scale)
     with np.errstate(divide="ignore", invalid="ignore"):
         step_se = np.abs(step) / se
     d = np.maximum(se, 1e-300)

@@ -519,17 +519,21 @@ class SubthresholdLoss(AbstractLoss):
 
     def mask(self, data: SweepData) -> np.ndarray:
         """`(S, T)` bool: the samples this loss uses."""
+        return self._mask(data, self._spike_times(data))
+
+    def _mask(self, data: SweepData, spike_times: list[np.ndarray]) -> np.ndarray:
         t = np.asarray(data.t, float)
         before, after = (float(x) for x in self.exclude_ms)
         keep = np.broadcast_to(_window_mask(t, self.window), data.v.shape).copy()
-        for s, times in enumerate(self._spike_times(data)):
+        for s, times in enumerate(spike_times):
             for tc in times:
                 keep[s] &= ~((t >= tc - before) & (t <= tc + after))
             keep[s] &= np.asarray(data.v[s], float) < self.threshold
         return keep
 
     def bind(self, data):
-        keep = self.mask(data)
+        spike_times = self._spike_times(data)
+        keep = self._mask(data, spike_times)
         if not keep.any():
             raise ValueError(
                 "SubthresholdLoss has no samples left (every sample is within "
@@ -543,7 +547,7 @@ class SubthresholdLoss(AbstractLoss):
         t = np.asarray(data.t, float)
         dt = float(np.median(np.diff(t))) if t.size > 1 else 1.0
         before, after = (float(x) for x in self.exclude_ms)
-        n_data = [times.size for times in self._spike_times(data)]
+        n_data = [times.size for times in spike_times]
         return _BoundSubthreshold(
             trace=bound, n_data=jnp.asarray(n_data, jnp.int32), threshold=self.threshold,
             before=int(math.ceil(before / dt)), after=int(math.ceil(after / dt)),
