@@ -244,7 +244,8 @@ def search_cell(
 
     **Returns:** `(membrane with the best values, SearchResult)`.
 
-    **Raises:** `ValueError` for a label without bounds or a bad size argument.
+    **Raises:** `ValueError` for a label without bounds, a bad size argument or a
+    `spread` value that is not a finite number > 0.
 
     **Example** (a real-cell recording in pA; tens of seconds):
 
@@ -288,6 +289,12 @@ def search_cell(
                    float(np.asarray(get_parameter(membrane, labels[k]))) for k in names])
     u0 = np.clip([m[0](x) for m, x in zip(maps, x0)], _EDGE, 1.0 - _EDGE)
     spread = dict(spread or {})
+    for k, v in spread.items():
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ValueError(
+                f"`spread[{k!r}]` must be a finite number > 0 (a standard deviation in "
+                f"the parameter's [0, 1]-scaled units, e.g. 0.15), got {v!r}."
+            )
     sigma = np.array([float(spread.get(k, 0.15)) for k in names])
 
     t = np.asarray(recording.t_ms, float)

@@ -94,6 +94,10 @@ def test_search_cell_moves_a_wrong_start_towards_the_truth():
         fitting.search_cell(start, rec, labels, bounds, area_cm2=2e-4, population=4)
     with pytest.raises(ValueError, match="dt_ms"):
         fitting.search_cell(start, rec, labels, bounds, area_cm2=2e-4, dt_ms=0.0)
+    for bad in (0.0, -0.1, float("nan"), "wide"):
+        with pytest.raises(ValueError, match=r"spread\['g_kd'\].*finite number > 0"):
+            fitting.search_cell(start, rec, labels, bounds, area_cm2=2e-4,
+                                spread={"g_kd": bad})
 
 
 def test_search_cell_searches_the_area():
