@@ -209,20 +209,6 @@ def cell_model(name: str) -> CellModel:
 # data helpers
 
 
-def _spike_times(t: np.ndarray, v: np.ndarray, threshold: float) -> np.ndarray:
-    up = np.nonzero((v[1:] >= threshold) & (v[:-1] < threshold))[0]
-    # linear interpolation between the samples around each crossing
-    frac = (threshold - v[up]) / (v[up + 1] - v[up])
-    times = t[up] + frac * (t[up + 1] - t[up])
-    # a new spike only after the voltage fell 10 mV below the threshold
-    keep, last = [], None
-    for k, i in enumerate(up):
-        if last is None or np.min(v[last:i + 1]) < threshold - 10.0:
-            keep.append(k)
-            last = i + 1
-    return times[keep]
-
-
 def spike_widths(recording: hhjax.Recording, threshold: float = -20.0) -> np.ndarray:
     """Time [ms] each recorded spike stays above `threshold` [mV] (linearly
     interpolated), over all sweeps — a sampling-robust stand-in for the half-width
@@ -799,7 +785,7 @@ def fit_cell(
     t_stage = time.perf_counter()
     max_spikes = 8
     for v in np.asarray(rec_fit.v_mV, float):
-        max_spikes = max(max_spikes, _spike_times(np.asarray(rec_fit.t_ms), v, threshold_mV).size)
+        max_spikes = max(max_spikes, hhjax.recorded_spike_times(rec_fit.t_ms, v, threshold_mV).size)
     loss = SpikeTimeLoss(
         threshold=threshold_mV, time_scale=time_scale_ms, max_spikes=max_spikes + 8
     ) + SubthresholdLoss(threshold=threshold_mV, model_spikes=bool(model_spikes))

@@ -59,13 +59,6 @@ def _crossings(v: np.ndarray, threshold: float) -> np.ndarray:
     return (v[..., 1:] >= threshold) & (v[..., :-1] < threshold)
 
 
-def _times(t: np.ndarray, v: np.ndarray, idx: np.ndarray, threshold: float) -> np.ndarray:
-    """Linear-interpolated crossing times at sample pairs `(idx, idx + 1)` of 1-D `v`."""
-    v0, v1 = v[idx], v[idx + 1]
-    frac = (threshold - v0) / np.where(v1 > v0, v1 - v0, 1.0)
-    return t[idx] + frac * (t[idx + 1] - t[idx])
-
-
 def _near_spikes(cross: np.ndarray, before: int, after: int) -> np.ndarray:
     """Samples within `before` samples before / `after` samples after a crossing
     (`cross[..., j]` is a crossing between samples j and j + 1)."""
@@ -88,6 +81,7 @@ def cell_score(
     exclude_ms: tuple[float, float] = (2.0, 10.0),
     rmse_scale_mV: float = 3.0,
     rmse_weight: float = 0.5,
+    hysteresis: float = 10.0,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Scores of candidate models on recorded sweeps (lower is better), the terms of
     the held-out metrics of [`hhjax.validation_metrics`][].
@@ -95,10 +89,13 @@ def cell_score(
     Per sweep with recorded spikes: `(1 − max(Γ, 0)) + min(|n_model − n_data| /
     n_data, 2)` (Γ with ±`delta` ms); per silent sweep: `min(n_model, 3)`; plus
     `rmse_weight ×` the sub-threshold RMSE / `rmse_scale_mV` (samples within
-    `exclude_ms` of a spike of either trace left out). Averaged over sweeps.
+    `exclude_ms` of a spike of either trace left out). Averaged over sweeps. Spikes
+    are counted as [`hhjax.recorded_spike_times`][] counts them (a crossing is a new
+    spike once the voltage fell `hysteresis` mV below the threshold).
 
     **Arguments:** `t` [ms] `(T,)`; `v_data` [mV] `(S, T)`; `v_model` [mV]
-    `(N, S, T)` for N candidates; `threshold` [mV]; `delta`, `exclude_ms` [ms].
+    `(N, S, T)` for N candidates; `threshold` [mV]; `delta`, `exclude_ms` [ms];
+    `hysteresis` [mV] (default 10).
 
     **Returns:** `(score (N,), terms)` with `terms["spikes"]` and
     `terms["rmse_mV"]` of shape `(N, S)` (float NumPy arrays). A candidate whose
@@ -142,23 +139,24 @@ def cell_score(
     n_keep = np.maximum(keep.sum(-1), 1)
     rmse = np.sqrt(np.sum(np.where(keep, (vm_safe - vd[None]) ** 2, 0.0), -1) / n_keep)
     rmse = np.where(bad, 1e3, np.minimum(rmse, 1e3))
-    nm = cm.sum(-1)
+    def spikes_of(v):
+        return hhjax.recorded_spike_times(t, v, threshold, hysteresis=hysteresis)
+
+    tm = [[spikes_of(vm_safe[n, s]) for s in range(S)] for n in range(N)]
+    nm = np.array([[x.size for x in row] for row in tm]).reshape(N, S)
     spikes = np.zeros((N, S))
     for s in range(S):
-        di = np.nonzero(cd[s])[0]
-        nd = di.size
+        td = spikes_of(vd[s])
+        nd = td.size
         if nd == 0:
             spikes[:, s] = np.minimum(nm[:, s], 3)
             continue
-        td = _times(t, vd[s], di, threshold)
         count = np.minimum(np.abs(nm[:, s] - nd) / nd, 2.0)
         gam = np.zeros(N)
         for n in range(N):
             if nm[n, s] == 0 or bad[n, s]:
                 continue
-            mi = np.nonzero(cm[n, s])[0]
-            g = hhjax.coincidence_factor(td, _times(t, vm_safe[n, s], mi, threshold),
-                                         duration, delta=delta)
+            g = hhjax.coincidence_factor(td, tm[n][s], duration, delta=delta)
             gam[n] = 0.0 if not math.isfinite(g) else max(g, 0.0)
         spikes[:, s] = (1.0 - gam) + count
     spikes = np.where(bad, 3.0, spikes)

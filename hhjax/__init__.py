@@ -100,6 +100,7 @@ from ._stimulus import SumCurrent as SumCurrent
 from ._stimulus import WhiteNoiseCurrent as WhiteNoiseCurrent
 from ._validation import coincidence_factor as coincidence_factor
 from ._validation import first_spike_latency_error as first_spike_latency_error
+from ._validation import recorded_spike_times as recorded_spike_times
 from ._validation import spike_count_error as spike_count_error
 from ._validation import subthreshold_rmse as subthreshold_rmse
 from ._validation import validation_metrics as validation_metrics

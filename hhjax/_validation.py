@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 from jaxtyping import ArrayLike
 
-from ._spikes import crossing_times
-
 
 def _spikes(x: ArrayLike, name: str) -> np.ndarray:
     a = np.asarray(x, dtype=float).ravel()
@@ -154,6 +152,72 @@ def first_spike_latency_error(
     return float((m[0] - t_onset) - (d[0] - t_onset))
 
 
+def recorded_spike_times(
+    t: ArrayLike,
+    v: ArrayLike,
+    threshold: float = -20.0,
+    *,
+    hysteresis: float = 10.0,
+) -> np.ndarray:
+    """Spike times [ms] of a recorded (noisy) trace: its distinct upward crossings of
+    `threshold` [mV], linearly interpolated between samples.
+
+    A crossing counts as a new spike only once the voltage has fallen `hysteresis`
+    [mV] below the threshold since the previous spike: noise on a slow
+    repolarisation can cross the threshold upwards again a millisecond after a
+    spike, which is not a spike. The held-out metrics
+    ([`hhjax.validation_metrics`][]) and the fitting losses count spikes this way.
+    (For simulated traces, which need no hysteresis and can be differentiated,
+    see [`hhjax.crossing_times`][].)
+
+    **Arguments:** `t` [ms] and `v` [mV]: 1-D NumPy-like arrays of one length, `t`
+    increasing; `threshold` [mV]; `hysteresis` [mV] (≥ 0; 0 counts every crossing).
+
+    **Returns:** a float NumPy array `(n,)` of spike times [ms], increasing. A
+    crossing is `v[k] < threshold <= v[k+1]`; its time lies in `[t[k], t[k+1]]`.
+
+    **Raises:** `ValueError` when `t` and `v` are not 1-D of one length, or for a
+    negative or non-finite `hysteresis`.
+
+    **Example** (noise on the repolarisation re-crosses −20 mV at 3.5 ms, only 2 mV
+    below it in between: one spike, two with `hysteresis=0`):
+
+    ```pycon
+    >>> import numpy as np, hhjax
+    >>> t = np.arange(8.0)                                              # ms
+    >>> v = np.array([-60.0, 20.0, -22.0, -22.0, -18.0, -60.0, 20.0, -65.0])  # mV
+    >>> hhjax.recorded_spike_times(t, v).tolist()
+    [0.5, 5.5]
+    >>> hhjax.recorded_spike_times(t, v, hysteresis=0.0).tolist()
+    [0.5, 3.5, 5.5]
+
+    ```
+    """
+    t = np.asarray(t, float)
+    v = np.asarray(v, float)
+    if t.ndim != 1 or v.shape != t.shape:
+        raise ValueError(
+            f"`t` and `v` must be 1-D arrays of one length (one sweep), got shapes "
+            f"{t.shape} and {v.shape}."
+        )
+    hysteresis = float(hysteresis)
+    if not (hysteresis >= 0 and math.isfinite(hysteresis)):
+        raise ValueError(f"`hysteresis` must be a finite number >= 0 (mV), got {hysteresis}.")
+    up = np.nonzero((v[1:] >= threshold) & (v[:-1] < threshold))[0]
+    if hysteresis > 0 and up.size > 1:
+        # seg[j]: the lowest voltage between crossings j and j + 1
+        seg = np.minimum.reduceat(v, up + 1)[:-1]
+        keep, low = [0], np.inf
+        for j in range(1, up.size):
+            low = min(low, seg[j - 1])  # lowest since the last kept crossing
+            if low < threshold - hysteresis:
+                keep.append(j)
+                low = np.inf
+        up = up[keep]
+    v0, v1 = v[up], v[up + 1]
+    return t[up] + (threshold - v0) / (v1 - v0) * (t[up + 1] - t[up])
+
+
 def subthreshold_rmse(
     t: ArrayLike,
     v_data: ArrayLike,
@@ -220,13 +284,16 @@ def validation_metrics(
     window: tuple[float, float] | None = None,
     t_onset: float | None = None,
     max_spikes: int = 1000,
+    hysteresis: float = 10.0,
 ) -> dict[str, Any]:
     """Held-out metrics of one sweep: predicted vs recorded trace.
 
     **Arguments:** `t` [ms], `v_data`, `v_model` [mV] (1-D, same length);
     `threshold` [mV] for spikes (upward crossings); `delta` [ms] for Γ; `window`
     [ms] (default the whole sweep); `t_onset` [ms] (stimulus onset, for latencies;
-    default the window start); `max_spikes` per trace.
+    default the window start); `max_spikes` per trace; `hysteresis` [mV]: a
+    crossing is a new spike only after the voltage fell this far below the
+    threshold (as [`hhjax.recorded_spike_times`][] counts; 0 counts every crossing).
 
     **Returns:** dict with `n_spikes_data`, `n_spikes_model` (ints),
     `spike_count_error` (relative), `first_spike_latency_error_ms` (signed),
@@ -234,7 +301,8 @@ def validation_metrics(
     undefined), `window_ms` (`[start, end]`).
 
     **Raises:** `ValueError` when `t`, `v_data`, `v_model` are not 1-D arrays of one
-    length, or for `delta <= 0` (from [`hhjax.coincidence_factor`][]).
+    length, for `delta <= 0` (from [`hhjax.coincidence_factor`][]), or for a negative
+    `hysteresis`.
 
     **Example** (hand-made traces: three data spikes, two model spikes):
 
@@ -268,8 +336,7 @@ def validation_metrics(
     ts, vd, vm = t[sel], np.asarray(v_data, float)[sel], np.asarray(v_model, float)[sel]
 
     def spikes(v):
-        s = np.asarray(crossing_times(ts, v, threshold, max_spikes=max_spikes))
-        return s[np.isfinite(s)]
+        return recorded_spike_times(ts, v, threshold, hysteresis=hysteresis)[:max_spikes]
 
     sd, sm = spikes(vd), spikes(vm)
     onset = lo if t_onset is None else float(t_onset)

@@ -83,3 +83,61 @@ def test_validation_metrics_rejects_mismatched_traces():
     for vd, vm in ((v[:-1], v), (v, v[:50]), (np.stack([v, v]), np.stack([v, v]))):
         with pytest.raises(ValueError, match="1-D arrays of one length"):
             hhjax.validation_metrics(t, vd, vm)
+
+
+def _noisy_spikes(t, onsets, rng, noise_mV=1.5):
+    """Spikes (1 ms at +20 mV) with a slow repolarisation that lingers at the −20 mV
+    threshold for 3 ms; noise makes it cross upwards again several times."""
+    v = np.full(t.shape, -65.0)
+    for s in onsets:
+        v[(t >= s) & (t < s + 1.0)] = 20.0
+        tail = (t >= s + 1.0) & (t < s + 4.0)
+        v[tail] = -20.0 + rng.normal(0.0, noise_mV, int(tail.sum()))
+    return v
+
+
+def test_recorded_spike_times_counts_noisy_repolarisations_once():
+    rng = np.random.default_rng(0)
+    t = np.arange(0.0, 100.0, 0.05)
+    v = _noisy_spikes(t, [20.0, 50.0, 80.0], rng)
+    raw = int(np.sum((v[1:] >= -20.0) & (v[:-1] < -20.0)))
+    assert raw > 10  # the noise does re-cross
+    s = hhjax.recorded_spike_times(t, v, -20.0)
+    np.testing.assert_allclose(s, [20.0, 50.0, 80.0], atol=0.05)
+    assert hhjax.recorded_spike_times(t, v, -20.0, hysteresis=0.0).size == raw
+    # the held-out metrics count the same spikes: identical trains, Γ = 1
+    m = hhjax.validation_metrics(t, v, _noisy_spikes(t, [20.5, 50.5, 80.5], rng), threshold=-20.0)
+    assert (m["n_spikes_data"], m["n_spikes_model"], m["spike_count_error"]) == (3, 3, 0.0)
+    assert m["gamma"] == pytest.approx(1.0)
+    assert hhjax.validation_metrics(t, v, v, threshold=-20.0, hysteresis=0.0)["n_spikes_data"] == raw
+    with pytest.raises(ValueError, match="hysteresis"):
+        hhjax.recorded_spike_times(t, v, hysteresis=-1.0)
+    with pytest.raises(ValueError, match="1-D"):
+        hhjax.recorded_spike_times(t, v[:-1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-80.0, 40.0), min_size=2, max_size=60),
+       st.floats(0.0, 30.0), st.floats(-40.0, 0.0))
+def test_recorded_spike_times_properties(samples, hysteresis, threshold):
+    v = np.asarray(samples)
+    t = np.arange(v.size) * 0.1
+    s = hhjax.recorded_spike_times(t, v, threshold, hysteresis=hysteresis)
+    up = np.nonzero((v[1:] >= threshold) & (v[:-1] < threshold))[0]
+    all_ = hhjax.recorded_spike_times(t, v, threshold, hysteresis=0.0)
+    # hysteresis 0: every crossing, each inside its sample interval [t[k], t[k+1]]
+    assert all_.size == up.size
+    assert np.all(all_ >= t[up]) and np.all(all_ <= t[up + 1])
+    # with hysteresis: a subset of those, in order, the first always kept, and
+    # between two kept spikes the voltage fell below threshold − hysteresis
+    assert set(s.tolist()) <= set(all_.tolist()) and np.all(np.diff(s) > 0)
+    if up.size:
+        assert s[0] == all_[0]
+    idx = up[np.isin(all_, s)]  # the kept crossings' sample indices
+    for a, b in zip(idx[:-1], idx[1:]):
+        assert v[a + 1: b + 1].min() < threshold - hysteresis
+    # and a dropped crossing had no such fall since the last kept spike
+    for k, j in zip(up, all_):
+        if j not in set(s.tolist()):
+            last = idx[idx < k].max()
+            assert v[last + 1: k + 1].min() >= threshold - hysteresis

@@ -53,6 +53,26 @@ def test_cell_score_is_zero_for_the_data_and_matches_the_metrics():
     assert np.all(np.isfinite(score))
 
 
+def test_cell_score_counts_a_noisy_recording_like_the_metrics():
+    """Noise on a slow repolarisation re-crosses the threshold: one spike for the
+    score (and for hhjax.validation_metrics), not several."""
+    rng = np.random.default_rng(1)
+    clean = _trace([100.0, 180.0, 300.0])
+    noisy = clean.copy()
+    for ts in (100.0, 180.0, 300.0):
+        tail = (T > ts + 0.45) & (T < ts + 4.0)  # from where the spike falls through −20 mV
+        noisy[tail] = -20.0 + rng.normal(0.0, 1.5, int(tail.sum()))
+    assert np.sum((noisy[1:] >= -20.0) & (noisy[:-1] < -20.0)) > 6
+    score, terms = fitting.cell_score(T, noisy[None], clean[None, None])
+    m = hhjax.validation_metrics(T, noisy, clean, threshold=-20.0)
+    assert m["n_spikes_data"] == 3 and m["gamma"] == pytest.approx(1.0)
+    assert terms["spikes"][0, 0] == pytest.approx(1.0 - m["gamma"] + m["spike_count_error"])
+    assert terms["spikes"][0, 0] == pytest.approx(0.0, abs=1e-12)
+    # every crossing counted (hysteresis 0): the clean model misses most "spikes"
+    _, raw = fitting.cell_score(T, noisy[None], clean[None, None], hysteresis=0.0)
+    assert raw["spikes"][0, 0] > 0.5
+
+
 def test_cell_score_checks_shapes():
     with pytest.raises(ValueError, match=r"\(N, S, T\)"):
         fitting.cell_score(T, _trace([])[None], _trace([])[None])
