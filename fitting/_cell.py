@@ -377,10 +377,14 @@ class CellFit:
         lines = [f"model {self.model_name}: fitted on sweeps {list(self.fit_sweeps)}"]
         for k, v in self.values.items():
             se = self.stderr.get(k, math.nan)
-            line = f"  {k:<15} {v:>12.5g} ± {se:.2g}"
+            line = f"  {k:<15} {v:>12.5g}" + (f" ± {se:.2g}" if math.isfinite(se) else "")
             if math.isfinite(se) and not self.identifiable.get(k, False):
                 line += "  (not identified: the ± does not hold, see warnings)"
             lines.append(line)
+        if not any(math.isfinite(self.stderr.get(k, math.nan)) for k in self.values):
+            why = ("the global search's best was kept"
+                   if (self.settings.get("search") or {}).get("kept") == "search" else "see warnings")
+            lines.append(f"  (no standard errors: {why})")
         head = (
             f"  {'':<6}{'sweep':>6} {'spikes':>11} {'count err':>10} "
             f"{'latency err':>12} {'sub-thr RMSE':>13} {'Γ':>7}"

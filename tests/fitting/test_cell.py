@@ -2,6 +2,7 @@
 parameters, `fitting.fit_cell` (synthetic recovery with held-out sweeps; a short real
 fit of ../shared/data through the CLI) and its argument errors."""
 
+import dataclasses
 import json
 import math
 
@@ -426,6 +427,14 @@ def test_fit_cell_on_a_chirp_without_steps():
     assert all(v >= 0 for v in timing.values())
     assert sum(timing.values()) <= cf.wall_time
     assert cf.to_json()["settings"]["timing_s"] == timing
+    # a kept search result has no standard errors: the summary says why (it printed
+    # "± nan" for each parameter before)
+    bare = dataclasses.replace(
+        cf, stderr={k: math.nan for k in cf.values},
+        settings={**cf.settings, "search": {**cf.settings["search"], "kept": "search"}})
+    text = bare.summary()
+    assert "nan" not in text.split(" fit sweeps")[0]
+    assert "no standard errors: the global search's best was kept" in text
 
 
 def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path):
