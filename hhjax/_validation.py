@@ -206,7 +206,7 @@ def recorded_spike_times(
     up = np.nonzero((v[1:] >= threshold) & (v[:-1] < threshold))[0]
     if hysteresis > 0 and up.size > 1:
         # seg[j]: the lowest voltage between crossings j and j + 1
-        seg = np.minimum.reduceat(v, up + 1)[:-1]
+        seg = np.fmin.reduceat(v, up + 1)[:-1]  # NaN samples ignored
         keep, low = [0], np.inf
         for j in range(1, up.size):
             low = min(low, seg[j - 1])  # lowest since the last kept crossing

@@ -110,6 +110,10 @@ def test_recorded_spike_times_counts_noisy_repolarisations_once():
     assert (m["n_spikes_data"], m["n_spikes_model"], m["spike_count_error"]) == (3, 3, 0.0)
     assert m["gamma"] == pytest.approx(1.0)
     assert hhjax.validation_metrics(t, v, v, threshold=-20.0, hysteresis=0.0)["n_spikes_data"] == raw
+    # a NaN gap (a dropped sample) neither makes nor hides a spike
+    gap = v.copy()
+    gap[(t > 30.0) & (t < 31.0)] = np.nan
+    np.testing.assert_allclose(hhjax.recorded_spike_times(t, gap, -20.0), s)
     with pytest.raises(ValueError, match="hysteresis"):
         hhjax.recorded_spike_times(t, v, hysteresis=-1.0)
     with pytest.raises(ValueError, match="1-D"):
