@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 import hhjax
 
-from ._fit import FitResult, Stage, fit, versions
+from ._fit import AT_BOUND, FitResult, Stage, fit, versions
 from ._losses import SpikeTimeLoss, SubthresholdLoss
 from ._optimizers import LevenbergMarquardt
 from ._passive import (
@@ -35,7 +35,7 @@ from ._passive import (
 from ._report import predict
 from ._search import cell_score, search_cell
 from ._simulator import HHSimulator
-from ._transforms import TIE, get_parameter
+from ._transforms import TIE, get_parameter, set_parameters
 
 # --------------------------------------------------------------------------------------
 # model families
@@ -474,6 +474,25 @@ class CellFit:
         return paths
 
 
+def _inside_bounds(params, bounds: Mapping[str, tuple[float, float]], area: float):
+    """`(params, area)` with every value that sits on its bound moved half of
+    `AT_BOUND` of the range inside. The local fit's transforms map the bounds open,
+    so a parameter it drives to a bound comes back exactly on it (the sigmoid
+    saturates), which `fit` refuses as a start; moved this little, it is still
+    reported as at its bound, not identified."""
+    moved = {}
+    for name, (lo, hi) in bounds.items():
+        v = area if name == "area_cm2" else float(np.asarray(get_parameter(params, name)))
+        eps = 0.5 * AT_BOUND * (hi - lo)
+        w = min(max(v, lo + eps), hi - eps)
+        if w != v:
+            if name == "area_cm2":
+                area = w
+            else:
+                moved[name] = w
+    return set_parameters(params, moved), area
+
+
 def _cell_warnings(res: FitResult, label_of: dict[str, str]) -> tuple[str, ...]:
     """The local fit's warnings in the cell model's labels; those saying a parameter
     is not at a minimum of the trace residuals (the usual case on a spiking cell)
@@ -735,8 +754,6 @@ def fit_cell(
     if math.isfinite(passive.r_in_MOhm) and abs(i_hold) >= 5.0:
         e_zero -= passive.r_in_MOhm * i_hold * 1e-3  # MΩ · pA = µV → mV
     e_leak0 = float(np.clip(e_zero, *cm.bounds.get("e_leak", (-200.0, 200.0))))
-    from ._transforms import set_parameters
-
     mb = set_parameters(
         cm.membrane, {cm.passive["g_leak"]: g_leak0, cm.passive["e_leak"]: e_leak0}
     )
@@ -837,9 +854,10 @@ def fit_cell(
         vm_kept = {"fit": v_all[kept][:nf], "val": v_all[kept][nf:]}
         if kept == "local":
             # the standard errors at the local fit's result (no further steps)
+            start, area_start = _inside_bounds(
+                res.params, fit_bounds, float(res.values.get("area_cm2", area1)))
             res_u = fit(
-                res.params, rec_fit, names, bounds=fit_bounds,
-                area_cm2=float(res.values.get("area_cm2", area1)),
+                start, rec_fit, names, bounds=fit_bounds, area_cm2=area_start,
                 stages=[Stage(LevenbergMarquardt(steps=0, rtol=1e-4), loss, name="spikes")],
                 retry=False, progress=False,
             )

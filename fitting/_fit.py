@@ -84,6 +84,28 @@ RETRY_MARGIN_MV = 0.02
 #: 9 ended with steps below 0.02 SE and one, `hhjax demo`'s, at 0.6–1.25 SE: its
 #: last stage stalls where the adaptive solver's step choices make the loss jitter.)
 MAX_STEP_SE = 2.0
+#: A bounded parameter within `AT_BOUND` × (upper − lower) of a bound ended on it.
+#: The bounded transform is flat there (∂θ/∂u → 0), so a standard error computed
+#: through it means nothing; such a parameter, or one whose value lies within two
+#: standard errors of a bound (its ± reaches the bound, so it does not hold as a
+#: symmetric interval), is reported as not identified.
+AT_BOUND = 1e-6
+
+
+def _at_bound(tr, value: float, se: float) -> str | None:
+    """Why `value` ± `se` is limited by a bound of the transform `tr`, if it is."""
+    if isinstance(tr, Bounded):
+        for dist, which, b in ((value - tr.lower, "lower", tr.lower),
+                               (tr.upper - value, "upper", tr.upper)):
+            if dist <= AT_BOUND * (tr.upper - tr.lower):
+                return f"it ended at its {which} bound {b:g}"
+            if dist < 2.0 * se:
+                return f"its value lies within two standard errors of its {which} bound {b:g}"
+        return None
+    try:
+        return None if tr.contains(value) else "it ended outside its transform's range"
+    except Exception:  # a user transform that cannot tell
+        return None
 
 
 # --------------------------------------------------------------------------------------
@@ -325,7 +347,8 @@ class FitResult:
     - `identifiable`: name → bool: `False` when the relative standard error exceeds
       50 %, the parameter is almost fully correlated (|ρ| > 0.995) with another, or
       the fit had not converged along it (its `remaining_step` exceeds two standard
-      errors).
+      errors), or it ended at one of its bounds or within two standard errors of
+      one.
     - `remaining_step`: name → the Gauss–Newton step `−(JᵀJ)⁻¹Jᵀr` from the result
       (same unit): ~0 at a minimum of the trace residuals. The standard errors
       describe the noise's scatter about a minimum; a remaining step of several
@@ -607,12 +630,14 @@ def _uncertainty(problem: _Problem, sdata: SweepData, U: Array, b: int):
 
 
 def _covariance(space, A, D, theta, sigma2_over, loss, N, p, g):
-    flat_names = []
-    for n in space.names:
+    flat_names, flat_tr = [], []
+    for n, tr in zip(space.names, space.transforms):
         if n in space.per_sweep:
             flat_names += [f"{n}[{k}]" for k in range(space.n_sweeps)]
+            flat_tr += [tr] * space.n_sweeps
         else:
             flat_names.append(n)
+            flat_tr.append(tr)
     A = np.where(np.isfinite(A), A, 0.0)
     scale = np.sqrt(np.maximum(np.diag(A), 1e-300))
     As = A / np.outer(scale, scale)
@@ -639,11 +664,14 @@ def _covariance(space, A, D, theta, sigma2_over, loss, N, p, g):
         others = np.delete(np.abs(corr[k]), k)
         strong = bool(others.size and others.max() > 0.995)
         moving = bool(step_se[k] > MAX_STEP_SE)
+        bound = _at_bound(flat_tr[k], float(theta[k]), float(se[k]))
         ok = bool(np.isfinite(rel) and rel < 0.5 and not strong and not singular
-                  and not moving)
+                  and not moving and bound is None)
         ident[name] = ok
         if not ok:
-            if singular:
+            if bound is not None:
+                why = f"{bound}; widen the bounds if values beyond it are plausible"
+            elif singular:
                 why = "the Gauss–Newton Hessian is singular"
             elif strong:
                 why = f"|correlation| {others.max():.3f} with another parameter"

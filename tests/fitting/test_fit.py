@@ -719,3 +719,18 @@ def test_multi_start_fit_sharded_over_two_cpu_devices():
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "sharded fit ok" in proc.stdout
+
+
+def test_a_parameter_pressed_against_its_bound_is_not_identified(recording):
+    """The truth (g_na 135 mS/cm²) lies below the lower bound 140: the fit presses
+    g_na against it, where the bounded transform is flat and a standard error
+    computed through it means nothing. g_na is reported as not identified, with
+    the bound named; the unbounded parameters keep their standard errors."""
+    res = fitting.fit(hhjax.HHParams(g_na=170.0), recording, NAMES,
+                      bounds={"g_na": (140.0, 200.0)}, stages=TRACE_STAGES[2:],
+                      retry=False, progress=False)
+    assert res.values["g_na"] < 141.0
+    assert not res.identifiable["g_na"]
+    assert any(w.startswith("g_na is poorly identified") and "lower bound 140" in w
+               for w in res.warnings), res.warnings
+    assert not any("bound" in w for w in res.warnings if not w.startswith("g_na"))
