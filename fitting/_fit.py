@@ -93,14 +93,18 @@ AT_BOUND = 1e-6
 
 
 def _at_bound(tr, value: float, se: float) -> str | None:
-    """Why `value` ± `se` is limited by a bound of the transform `tr`, if it is."""
+    """Why `value` ± `se` is limited by a bound of the transform `tr`, if it is (a
+    standard error wider than the whole box is no bound's doing: not reported here)."""
     if isinstance(tr, Bounded):
-        for dist, which, b in ((value - tr.lower, "lower", tr.lower),
-                               (tr.upper - value, "upper", tr.upper)):
-            if dist <= AT_BOUND * (tr.upper - tr.lower):
-                return f"it ended at its {which} bound {b:g}"
-            if dist < 2.0 * se:
-                return f"its value lies within two standard errors of its {which} bound {b:g}"
+        span = tr.upper - tr.lower
+        dist, which, b = min((value - tr.lower, "lower", tr.lower),
+                             (tr.upper - value, "upper", tr.upper))
+        if dist <= AT_BOUND * span:
+            return (f"it ended at its {which} bound {b:g}; widen the bounds if values "
+                    "beyond it are plausible")
+        if dist < 2.0 * se < 2.0 * span:
+            return (f"its value lies within two standard errors of its {which} bound "
+                    f"{b:g}; widen the bounds if values beyond it are plausible")
         return None
     try:
         return None if tr.contains(value) else "it ended outside its transform's range"
@@ -670,7 +674,7 @@ def _covariance(space, A, D, theta, sigma2_over, loss, N, p, g):
         ident[name] = ok
         if not ok:
             if bound is not None:
-                why = f"{bound}; widen the bounds if values beyond it are plausible"
+                why = bound
             elif singular:
                 why = "the Gauss–Newton Hessian is singular"
             elif strong:
