@@ -80,11 +80,12 @@ RETRY_MARGIN_MV = 0.02
 #: When any parameter's remaining Gauss–Newton step (`FitResult.remaining_step`) is
 #: longer than `MAX_STEP_SE` of its standard errors, the fit stopped before the
 #: minimum, and no parameter is reported as identified: the standard errors
-#: describe the scatter about the minimum. (Per parameter, as first built, a
+#: describe the scatter about the minimum. (Judged per parameter, as first built, a
 #: synthetic cell's g_m was reported identified 3.6 standard errors from the truth
-#: with a step of 1.5, while g_kd's step was 39.) (On 10 synthetic HH fits by the default strategy
-#: 9 ended with steps below 0.02 SE and one, `hhjax demo`'s, at 0.6–1.25 SE: its
-#: last stage stalls where the adaptive solver's step choices make the loss jitter.)
+#: with a step of 1.5, while g_kd's step was 39. On 10 synthetic HH fits by the
+#: default strategy 9 ended with steps below 0.02 SE and one, `hhjax demo`'s, at
+#: 0.6–1.25 SE: its last stage stalls where the adaptive solver's step choices make
+#: the loss jitter.)
 MAX_STEP_SE = 2.0
 #: A bounded parameter within `AT_BOUND` × (upper − lower) of a bound ended on it.
 #: The bounded transform is flat there (∂θ/∂u → 0), so a standard error computed
@@ -688,14 +689,12 @@ def _covariance(space, A, D, theta, sigma2_over, loss, N, p, g):
                 why = "the Gauss–Newton Hessian is singular"
             elif strong:
                 why = f"|correlation| {others.max():.3f} with another parameter"
-            elif moving:
-                why = (f"the fit had not converged: one more Gauss–Newton step would move "
-                       f"it by {step[k]:+.3g}, {step_se[k]:.3g} standard errors")
             elif unconverged:
                 why = (f"the fit had not converged: one more Gauss–Newton step would move "
-                       f"it by {step[k]:+.3g}, {step_se[k]:.3g} standard errors, and "
-                       f"{flat_names[worst]} by {step_se[worst]:.3g}; away from the "
-                       "minimum no standard error holds")
+                       f"it by {step[k]:+.3g}, {step_se[k]:.3g} standard errors")
+                if not moving:
+                    why += (f", and {flat_names[worst]} by {step_se[worst]:.3g}; away "
+                            "from the minimum no standard error holds")
             else:
                 why = f"relative standard error {rel:.0%}"
             warnings.append(f"{name} is poorly identified by this data ({why}).")

@@ -139,6 +139,7 @@ def cell_score(
     n_keep = np.maximum(keep.sum(-1), 1)
     rmse = np.sqrt(np.sum(np.where(keep, (vm_safe - vd[None]) ** 2, 0.0), -1) / n_keep)
     rmse = np.where(bad, 1e3, np.minimum(rmse, 1e3))
+
     def spikes_of(v):
         return hhjax.recorded_spike_times(t, v, threshold, hysteresis=hysteresis)
 

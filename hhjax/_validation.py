@@ -301,8 +301,8 @@ def validation_metrics(
     undefined), `window_ms` (`[start, end]`).
 
     **Raises:** `ValueError` when `t`, `v_data`, `v_model` are not 1-D arrays of one
-    length, for `delta <= 0` (from [`hhjax.coincidence_factor`][]), or for a negative
-    `hysteresis`.
+    length, for `delta <= 0` (from [`hhjax.coincidence_factor`][]), a negative
+    `hysteresis` or a `max_spikes` that is not a positive integer.
 
     **Example** (hand-made traces: three data spikes, two model spikes):
 
@@ -331,6 +331,8 @@ def validation_metrics(
             f"loop or vectorise over sweeps), got shapes {shapes[0]}, {shapes[1]}, "
             f"{shapes[2]}."
         )
+    if int(max_spikes) != max_spikes or max_spikes < 1:
+        raise ValueError(f"`max_spikes` must be a positive integer, got {max_spikes!r}.")
     lo, hi = (float(t[0]), float(t[-1])) if window is None else map(float, window)
     sel = (t >= lo) & (t <= hi)
     ts, vd, vm = t[sel], np.asarray(v_data, float)[sel], np.asarray(v_model, float)[sel]

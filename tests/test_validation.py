@@ -118,6 +118,8 @@ def test_recorded_spike_times_counts_noisy_repolarisations_once():
         hhjax.recorded_spike_times(t, v, hysteresis=-1.0)
     with pytest.raises(ValueError, match="1-D"):
         hhjax.recorded_spike_times(t, v[:-1])
+    with pytest.raises(ValueError, match="max_spikes"):
+        hhjax.validation_metrics(t, v, v, max_spikes=0)
 
 
 @settings(max_examples=40, deadline=None)
