@@ -186,6 +186,7 @@ def _fit_cmd(args, parser) -> int:
         rec = hhjax.load_recording(
             path, sweeps=loaded, channel=channel_arg(args.channel),
             area_cm2=args.area_cm2, capacitance_pF=args.capacitance_pF,
+            ljp_mV=args.ljp_mV,
         )
     except IndexError as e:
         parser.error(f"--sweeps/--validate: {e}")
@@ -291,6 +292,7 @@ def _fit_cmd(args, parser) -> int:
     for w in res.warnings:
         print(f"  warning: {w}")
     extra = {"data": str(path.resolve()), **_sweep_names(rec_all, file_index),
+             "ljp_corrected_mV": float(rec_all.meta.get("ljp_corrected_mV", 0.0)),
              "model": "hh", "fit_sweeps": fit_sweeps,
              "validate_sweeps": val_sweeps, "validation": []}
     if val_sweeps:
@@ -514,6 +516,11 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="PF",
                      help="total membrane capacitance [pF] for recordings in pA "
                           "(alternative to --area-cm2, at c_m = 1 µF/cm²)")
+    fit.add_argument("--ljp-mV", dest="ljp_mV", type=float, default=None, metavar="MV",
+                     help="liquid-junction potential [mV] to remove from the recorded "
+                          "voltage: V = V_recorded − MV (e.g. 14 for a K-gluconate "
+                          "internal; default: none — files are never corrected "
+                          "implicitly)")
     fit.add_argument("--channel", default=None, metavar="CH",
                      help=".abf: the ADC channel holding the voltage (index or name; "
                           "default 0); .nwb: the electrode (index or name; needed only "

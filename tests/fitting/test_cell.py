@@ -543,3 +543,49 @@ def test_a_local_fit_ending_on_a_bound_still_gets_its_standard_errors():
     assert not res.identifiable["channels.na.g"] and not res.identifiable["area_cm2"]
     assert any("channels.na.g" in w and "lower bound 5" in w for w in res.warnings)
     assert any("area_cm2" in w and "upper bound" in w for w in res.warnings)
+
+
+@pytest.mark.parametrize("dt, used", [(0.04, 0.08), (0.05, 0.1), (1 / 30, 0.1),
+                                      (0.0625, 0.0625), (0.25, 0.25), (0.02, 0.1)])
+def test_fit_cell_coarsens_by_whole_samples(dt, used):
+    """The fit's sample spacing is the largest whole multiple of the recording's not
+    above `dt_ms` (block means, no interpolation). A 25 kHz recording stopped
+    `fit_cell` before: `resample(method='mean')` refused 0.1 ms = 2.5 samples."""
+    from fitting._cell import _coarsen
+
+    t = np.arange(0.0, 60.0, dt)
+    v = -70.0 + np.sin(t)
+    rec = hhjax.Recording(t, np.stack([v, v + 1.0]), i_pA=np.zeros((2, t.size)))
+    out = _coarsen(rec, 0.1)
+    assert out.dt == pytest.approx(used, rel=1e-9)
+    k = round(used / dt)
+    n = t.size // k
+    np.testing.assert_allclose(np.asarray(out.v_mV)[:, :n],
+                               np.asarray(rec.v_mV)[:, : n * k].reshape(2, n, k).mean(-1))
+
+
+def test_cli_fits_a_25_khz_recording_with_a_junction_potential(tmp_path):
+    """End to end through `hhjax fit`, as a user with an unseen cell would: a 25 kHz
+    recording (0.04 ms; the fit runs at 0.08 ms) whose voltage carries a +14 mV
+    liquid-junction potential, removed with `--ljp-mV 14`: the resting potential
+    and capacitance of the passive truth come back, and fit.json records the
+    correction."""
+    truth = hhjax.pospischil("RS", g_na=0.0, g_leak=0.05, e_leak=-65.0)
+    rec = _cell_recording(truth, [-60.0, -30.0, 30.0], dt=0.04)
+    shifted = hhjax.Recording(rec.t_ms, np.asarray(rec.v_mV) + 14.0,
+                              i_pA=rec.i_samples, name="shifted")
+    shifted.save_npz(tmp_path / "cell.npz")
+    out = tmp_path / "fit"
+    rc = cli_main(["fit", str(tmp_path / "cell.npz"), "--model", "pospischil-rs",
+                   "--sweeps", "0,2", "--validate", "1", "--ljp-mV", "14",
+                   "--search-generations", "0", "--steps", "2", "--out", str(out),
+                   "--no-progress"])
+    assert rc == 0
+    summary = json.loads((out / "fit.json").read_text())
+    assert summary["settings"]["dt_ms"] == pytest.approx(0.08)
+    assert summary["settings"]["ljp_corrected_mV"] == 14.0
+    rest = float(np.asarray(rec.v_mV)[0, 0])  # the truth's resting potential (not +14)
+    assert summary["passive_estimate"]["e_rest_mV"] == pytest.approx(rest, abs=0.5)
+    assert summary["params"]["e_leak"] == pytest.approx(-65.0, abs=1.0)
+    assert summary["params"]["capacitance_pF"] == pytest.approx(200.0, rel=0.1)
+    assert summary["validation"][0]["subthreshold_rmse_mV"] < 1.0
