@@ -187,6 +187,10 @@ def _fit_cmd(args, parser) -> int:
             path, sweeps=loaded, channel=channel_arg(args.channel),
             area_cm2=args.area_cm2, capacitance_pF=args.capacitance_pF,
             ljp_mV=args.ljp_mV,
+            # at load: an NWB file's sweeps of other lengths stack on a window they
+            # all cover
+            window_ms=(None if args.t_start is None and args.t_end is None
+                       else (args.t_start, args.t_end)),
         )
     except IndexError as e:
         parser.error(f"--sweeps/--validate: {e}")

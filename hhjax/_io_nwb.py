@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._recording import Recording, _select_index
+from ._recording import Recording, _select_index, window_pair
 
 #: Voltage units, with the factor from the series' value to mV.
 VOLTAGE_UNITS = {
@@ -134,6 +134,7 @@ def load_nwb(
     sweeps: Any = None,
     electrode: int | str | None = None,
     add_bias_current: bool = False,
+    window_ms: tuple[float | None, float | None] | None = None,
     area_cm2: float | None = None,
     capacitance_pF: float | None = None,
     c_m: float = 1.0,
@@ -154,7 +155,9 @@ def load_nwb(
       the response's samples (it must cover them).
     - **Time** [ms]: from `timestamps` or `starting_time + k/rate` [s], relative to
       each sweep's first sample (every selected sweep must have the same relative
-      time axis); the absolute starts are in `meta["starting_time_s"]`.
+      time axis — within `window_ms` when it is given, so sweeps recorded for
+      different lengths load together on a window they all cover); the absolute
+      starts are in `meta["starting_time_s"]`.
     - **meta**: `format`, `source_file`, `identifier`, `session_description`,
       `session_start_time`, `series` (names), `sweep_numbers`, `electrode`,
       `stimulus_series`, `stimulus_description`, `pairing` (`"table"`,
@@ -172,6 +175,9 @@ def load_nwb(
     - `add_bias_current`: add each series' `bias_current` (the amplifier's DC
       injection, when stored) to the stimulus; by default it is only reported in
       `meta["bias_current_pA"]`.
+    - `window_ms`: `(t_start, t_end)` [ms, relative to each sweep's first sample;
+      `None` for an open end]: keep the samples with `t_start <= t <= t_end` of
+      each sweep before they are stacked.
     - `area_cm2`, `capacitance_pF`, `c_m`: as for [`hhjax.Recording`][].
 
     **Raises:** `ImportError` (naming `pip install "hhjax[io]"`) without pynwb;
@@ -213,6 +219,7 @@ def load_nwb(
             add_bias_current,
             (CurrentClampSeries, CurrentClampStimulusSeries, IZeroClampSeries),
             dict(area_cm2=area_cm2, capacitance_pF=capacitance_pF, c_m=c_m),
+            window=None if window_ms is None else window_pair(window_ms),
         )
 
 
@@ -316,7 +323,7 @@ def _ordered_series(nwb, source, electrode, CurrentClampSeries) -> list:
     return series
 
 
-def _load(nwb, p, source, sweeps, electrode, add_bias, classes, recording_kw):
+def _load(nwb, p, source, sweeps, electrode, add_bias, classes, recording_kw, window=None):
     CurrentClampSeries, CurrentClampStimulusSeries, IZeroClampSeries = classes
     series = _ordered_series(nwb, source, electrode, CurrentClampSeries)
     names = [s.name for s in series]
@@ -401,6 +408,18 @@ def _load(nwb, p, source, sweeps, electrode, add_bias, classes, recording_kw):
         desc = getattr(s, "stimulus_description", None)
         stim_desc.append(None if desc is None else str(desc))
         rel = (t_abs - t_abs[0]) * 1e3
+        if window is not None:
+            # a sample on an edge stays in however its start time rounded (the
+            # times are differences of absolute seconds: 2.0019 s − 2 s < 1.9 ms)
+            tol = 1e-6 * float(np.median(np.diff(rel))) if rel.size > 1 else 0.0
+            keep = (rel >= window[0] - tol) & (rel <= window[1] + tol)
+            if np.count_nonzero(keep) < 2:
+                raise ValueError(
+                    f"{source}: the window [{window[0]:g}, {window[1]:g}] ms holds "
+                    f"{np.count_nonzero(keep)} sample(s) of the series {s.name!r} "
+                    f"(0 .. {rel[-1]:g} ms); a sweep needs at least 2."
+                )
+            v, c, rel = v[keep], c[keep], rel[keep]
         if t_rel and (
             rel.shape != t_rel[0].shape
             or not np.allclose(rel, t_rel[0], rtol=TIME_RTOL, atol=1e-9)
@@ -409,7 +428,8 @@ def _load(nwb, p, source, sweeps, electrode, add_bias, classes, recording_kw):
                 f"{source}: the series {s.name!r} ({rel.size} samples over "
                 f"{rel[-1]:g} ms) is not on the time axis of {chosen_series[0].name!r} "
                 f"({t_rel[0].size} samples over {t_rel[0][-1]:g} ms); select sweeps "
-                "recorded alike with `sweeps=`."
+                "recorded alike with `sweeps=`, or give a `window_ms` that every "
+                "selected sweep covers (`hhjax fit`: --t-start/--t-end)."
             )
         vs.append(v)
         cs.append(c)

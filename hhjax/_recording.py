@@ -1215,6 +1215,9 @@ def load_recording(
     - `window_ms`: `(t_start, t_end)` [ms] keeps the samples with
       `t_start <= t <= t_end` (`None` for an open end), as
       [`hhjax.Recording.window`][]; sweep times start at 0 for ABF and NWB files.
+      An NWB file's sweeps are windowed one by one before they are stacked, so
+      sweeps recorded for different lengths load together on a window they all
+      cover.
     - `resample_dt_ms`: resample to this step [ms] with `resample_method`:
       `"mean"` (default; block averaging, an anti-alias boxcar, needs an integer
       multiple of the sampling interval) or `"linear"` (interpolation, any step);
@@ -1283,6 +1286,7 @@ def load_recording(
             p,
             sweeps=sweeps,
             electrode=channel,
+            window_ms=window_ms,  # per sweep, so sweeps of other lengths can stack
             area_cm2=area_cm2,
             capacitance_pF=capacitance_pF,
             c_m=1.0 if c_m is None else c_m,
@@ -1298,7 +1302,7 @@ def load_recording(
         )
     return _postprocess(
         rec,
-        window_ms=window_ms,
+        window_ms=None if suffix == ".nwb" else window_ms,  # .nwb: windowed per sweep
         resample_dt_ms=resample_dt_ms,
         resample_method=resample_method,
         ljp_mV=ljp_mV,
@@ -1313,6 +1317,22 @@ def _no_nwb_current_channel(current_channel) -> None:
         )
 
 
+def window_pair(window_ms) -> tuple[float, float]:
+    """`(t_start, t_end)` [ms] of a `window_ms` pair, an open end (`None`) as ∓inf;
+    `ValueError` for anything but a pair with `t_start <= t_end`."""
+    try:
+        t_start, t_end = window_ms
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`window_ms` must be a pair (t_start, t_end) in ms, got {window_ms!r}."
+        ) from None
+    lo = -math.inf if t_start is None else float(t_start)
+    hi = math.inf if t_end is None else float(t_end)
+    if math.isnan(lo) or math.isnan(hi) or lo > hi:
+        raise ValueError(f"`window_ms` needs t_start <= t_end (ms), got {window_ms!r}.")
+    return lo, hi
+
+
 def _postprocess(
     rec: Recording,
     *,
@@ -1323,13 +1343,7 @@ def _postprocess(
 ) -> Recording:
     """Window, resample and LJP-correct a recording (in that order; `None` skips)."""
     if window_ms is not None:
-        try:
-            t_start, t_end = window_ms
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"`window_ms` must be a pair (t_start, t_end) in ms, got {window_ms!r}."
-            ) from None
-        rec = rec.window(t_start, t_end)
+        rec = rec.window(*window_pair(window_ms))
     if resample_dt_ms is not None:
         rec = rec.resample(resample_dt_ms, resample_method)
     if ljp_mV is not None:

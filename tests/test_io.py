@@ -638,6 +638,57 @@ def test_cli_fit_reads_only_the_named_sweeps_of_a_mixed_file(pynwb, tmp_path, mo
     assert "count from 0" in capsys.readouterr().err
 
 
+def test_nwb_sweeps_of_other_lengths_stack_on_a_window_they_cover(pynwb, tmp_path,
+                                                                  monkeypatch, capsys):
+    """Sweeps of one protocol recorded for different lengths (an Allen-style file
+    where some sweeps stop early): without a window they cannot share a time axis
+    and the error says to give one; `window_ms=` (CLI: --t-start/--t-end) cuts each
+    sweep before stacking, so they load together, sample for sample."""
+    import fitting
+    from fitting._cli import main as cli_main
+
+    v0, i0 = _sweep(0, n=600)
+    v1, i1 = _sweep(1, n=900)
+    v2, i2 = _sweep(2, n=400)
+    path = _nwb_file(pynwb, tmp_path / "ragged.nwb", [
+        ("sweep_0", 0.0, 20000.0, v0, i0, "elec0", 0),
+        ("sweep_1", 1.0, 20000.0, v1, i1, "elec0", 1),
+        ("sweep_2", 2.0, 20000.0, v2, i2, "elec0", 2),
+    ])
+    with pytest.raises(ValueError, match="not on the time axis.*window_ms"):
+        hhjax.load_recording(path)
+    rec = hhjax.load_recording(path, window_ms=(2.0, 19.0))
+    t = np.arange(400) / 20.0  # ms
+    keep = (t >= 2.0) & (t <= 19.0)
+    np.testing.assert_allclose(rec.t_ms, t[keep], atol=1e-9)
+    np.testing.assert_allclose(rec.v_mV, np.stack([v0[:400], v1[:400], v2])[:, keep],
+                               atol=1e-9)
+    np.testing.assert_allclose(rec.i_samples, np.stack([i0[:400], i1[:400], i2])[:, keep],
+                               atol=1e-9)
+    # an open end keeps what every sweep has from t_start on; too long a window names
+    # the sweep that does not cover it
+    assert hhjax.load_recording(path, sweeps=[0, 1], window_ms=(None, 29.0)).n_samples == 581
+    with pytest.raises(ValueError, match="not on the time axis"):
+        hhjax.load_recording(path, window_ms=(0.0, 25.0))
+    with pytest.raises(ValueError, match="holds 0 sample"):
+        hhjax.load_recording(path, window_ms=(40.0, 50.0))
+    with pytest.raises(ValueError, match="t_start <= t_end"):
+        hhjax.load_recording(path, window_ms=(10.0, 5.0))
+    # the CLI loads on --t-start/--t-end
+    seen = {}
+
+    def fake_fit_cell(rec, model, **kw):
+        seen["v"] = np.asarray(rec.v_mV)
+        raise ValueError("recorded")
+
+    monkeypatch.setattr(fitting, "fit_cell", fake_fit_cell)
+    with pytest.raises(SystemExit):
+        cli_main(["fit", str(path), "--validate", "1", "--t-start", "2", "--t-end", "19",
+                  "--out", str(tmp_path / "o")])
+    assert "recorded" in capsys.readouterr().err
+    np.testing.assert_allclose(seen["v"], rec.v_mV, atol=1e-9)
+
+
 def test_cli_channel_chooses_the_electrode(pynwb, tmp_path, monkeypatch, capsys):
     """A file with two electrodes: `hhjax fit` and `hhjax sweeps` ask for one and take
     `--channel` (a name, or an index as digits)."""
