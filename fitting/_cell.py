@@ -582,6 +582,10 @@ def fit_cell(
     3. **Passive start.** [`fitting.estimate_passive`][] on the fitted sweeps gives
        the capacitance (hence the area at `c_m`), the input resistance (the leak) and
        the resting potential (`e_leak`) — unless `capacitance_pF`/`area_cm2` is given.
+       Without a relaxing step response: the onset slope of the steps (every step
+       fires early), else, with no step at all (ramps that fire), the RC fit of
+       each sweep up to its first spike (`method="trace"`; a warning says that a
+       slow current barely sets the capacitance).
     4. **Passive stage.** Levenberg–Marquardt on [`fitting.SubthresholdLoss`][]
        (samples away from spikes) for `area_cm2, g_leak, e_leak`.
     5. **Global search.** [`fitting.search_cell`][]: a cross-entropy search over
@@ -729,21 +733,42 @@ def fit_cell(
     except ValueError as e:
         v0 = np.asarray(rec_fit.v_mV, float)[:, :10]
         c_onset = math.nan
+        before_spikes = None
         if capacitance_pF is None and area_cm2 is None:
             try:
                 c_onset = onset_capacitance(rec_fit)
             except ValueError:
-                raise ValueError(
-                    f"{e} (pass capacitance_pF= or area_cm2= to start from a known size)"
-                ) from None
-            capacitance_pF = c_onset
-        passive = PassiveEstimate(float(np.median(v0)), math.nan, math.nan, c_onset, 0)
-        warnings.append(
-            f"no relaxing step response ({e.args[0].split(' (')[0]}); started from "
-            + (f"the onset-slope capacitance {c_onset:.0f} pF" if math.isfinite(c_onset)
-               else "the given size")
-            + " and the model's own leak"
-        )
+                # no step edge at all (a ramp that fires): the RC fit of every sweep
+                # up to its first spike, the least reliable start, said as such
+                try:
+                    before_spikes = estimate_passive(
+                        rec_fit, threshold=threshold_mV, method="trace")
+                except ValueError as e2:
+                    raise ValueError(
+                        f"{e} (pass capacitance_pF= or area_cm2= to start from a known "
+                        f"size; the sweeps up to their first spikes gave none either: "
+                        f"{e2.args[0].split(' (')[0]})"
+                    ) from None
+            else:
+                capacitance_pF = c_onset
+        if before_spikes is not None:
+            passive = before_spikes
+            warnings.append(
+                f"no step response ({e.args[0].split(' (')[0]}); started from the "
+                f"sweeps up to their first spikes ({passive.capacitance_pF:.0f} pF, "
+                f"{passive.r_in_MOhm:.0f} MΩ): a slow current such as a ramp barely "
+                "sets the capacitance, so give capacitance_pF= (--capacitance-pF) "
+                "if it is known"
+            )
+        else:
+            passive = PassiveEstimate(float(np.median(v0)), math.nan, math.nan,
+                                      c_onset, 0)
+            warnings.append(
+                f"no relaxing step response ({e.args[0].split(' (')[0]}); started from "
+                + (f"the onset-slope capacitance {c_onset:.0f} pF"
+                   if math.isfinite(c_onset) else "the given size")
+                + " and the model's own leak"
+            )
     if area_cm2 is not None:
         area0 = float(area_cm2)
     elif capacitance_pF is not None:

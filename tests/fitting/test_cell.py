@@ -589,3 +589,33 @@ def test_cli_fits_a_25_khz_recording_with_a_junction_potential(tmp_path):
     assert summary["params"]["e_leak"] == pytest.approx(-65.0, abs=1.0)
     assert summary["params"]["capacitance_pF"] == pytest.approx(200.0, rel=0.1)
     assert summary["validation"][0]["subthreshold_rmse_mV"] < 1.0
+
+
+def test_fit_cell_on_ramps_that_all_fire():
+    """Ramps only, every sweep firing: no step to read the passive properties from,
+    no step edge for the onset slope, no spike-free sweep. `fit_cell` starts from the
+    RC fit of each sweep up to its first spike and says that this start is weak (it
+    stopped with "Give the area/capacitance explicitly" before). A current that
+    never varies before the spikes gives no start at all: the error names both
+    attempts and how to give the size."""
+    truth = hhjax.pospischil("RS")
+    t = np.round(np.arange(0.0, 700.0, 0.1), 10)
+    ramps = np.stack([np.where(t >= 100.0, a * (t - 100.0) / 500.0, 0.0) for a in (300.0, 500.0)])
+    rec0 = hhjax.Recording(t, np.zeros_like(ramps), i_pA=ramps, area_cm2=AREA)
+    sim = fitting.HHSimulator(rtol=1e-8, atol=1e-8)
+    v, ok = jax.jit(jax.vmap(lambda s: sim(truth, s, jnp.asarray(t), (0.0, float(t[-1])), None)))(
+        rec0.stimulus())
+    assert bool(jnp.all(ok))
+    ramp = hhjax.Recording(t, np.asarray(v), i_pA=ramps)
+    assert all(hhjax.recorded_spike_times(t, np.asarray(v)[k]).size > 0 for k in range(2))
+    cf = fitting.fit_cell(ramp, "pospischil-rs", sweeps=[0], validate=[1], steps=1,
+                          progress=False,
+                          search={"generations": 1, "population": 16, "time_budget_s": None})
+    assert cf.passive.method == "trace"
+    assert any("started from the sweeps up to their first spikes" in w and
+               "--capacitance-pF" in w for w in cf.warnings), cf.warnings
+    assert 20.0 < cf.values["capacitance_pF"] < 1000.0
+    # spikes at a constant current: nothing to start from
+    flat = hhjax.Recording(t, np.asarray(v)[:1], i_pA=np.full((1, t.size), 100.0))
+    with pytest.raises(ValueError, match="capacitance_pF=.*up to their first spikes gave none"):
+        fitting.fit_cell(flat, "pospischil-rs", steps=1, progress=False, search=False)
