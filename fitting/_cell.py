@@ -547,6 +547,56 @@ def _coarsen(rec: hhjax.Recording, dt_ms: float) -> hhjax.Recording:
     return rec.resample(k * rec.dt) if k > 1 else rec
 
 
+def _passive_start(rec_fit: hhjax.Recording, threshold_mV: float,
+                   capacitance_pF: float | None, area_cm2: float | None):
+    """Step 3 of `fit_cell`: the passive estimate the fit starts from, the total
+    capacitance to start from (the onset slope's when there is no relaxing step
+    response and no size was given; else as given) and the warnings to report."""
+    warnings: list[str] = []
+    try:
+        passive = estimate_passive(rec_fit, threshold=threshold_mV)
+    except ValueError as e:
+        v0 = np.asarray(rec_fit.v_mV, float)[:, :10]
+        c_onset = math.nan
+        before_spikes = None
+        if capacitance_pF is None and area_cm2 is None:
+            try:
+                c_onset = onset_capacitance(rec_fit)
+            except ValueError:
+                # no step edge at all (a ramp that fires): the RC fit of every sweep
+                # up to its first spike, the least reliable start, said as such
+                try:
+                    before_spikes = estimate_passive(
+                        rec_fit, threshold=threshold_mV, method="trace")
+                except ValueError as e2:
+                    raise ValueError(
+                        f"{e} (pass capacitance_pF= or area_cm2= to start from a known "
+                        f"size; the sweeps up to their first spikes gave none either: "
+                        f"{e2.args[0].split(' (')[0]})"
+                    ) from None
+            else:
+                capacitance_pF = c_onset
+        if before_spikes is not None:
+            passive = before_spikes
+            warnings.append(
+                f"no step response ({e.args[0].split(' (')[0]}); started from the "
+                f"sweeps up to their first spikes ({passive.capacitance_pF:.0f} pF, "
+                f"{passive.r_in_MOhm:.0f} MΩ): a slow current such as a ramp barely "
+                "sets the capacitance, so give capacitance_pF= (--capacitance-pF) "
+                "if it is known"
+            )
+        else:
+            passive = PassiveEstimate(float(np.median(v0)), math.nan, math.nan,
+                                      c_onset, 0)
+            warnings.append(
+                f"no relaxing step response ({e.args[0].split(' (')[0]}); started from "
+                + (f"the onset-slope capacitance {c_onset:.0f} pF"
+                   if math.isfinite(c_onset) else "the given size")
+                + " and the model's own leak"
+            )
+    return passive, capacitance_pF, warnings
+
+
 def fit_cell(
     recording: hhjax.Recording,
     model: str | CellModel = "auto",
@@ -728,47 +778,9 @@ def fit_cell(
 
     # 3. the passive start
     c_m = float(np.asarray(cm.membrane.c_m))
-    try:
-        passive = estimate_passive(rec_fit, threshold=threshold_mV)
-    except ValueError as e:
-        v0 = np.asarray(rec_fit.v_mV, float)[:, :10]
-        c_onset = math.nan
-        before_spikes = None
-        if capacitance_pF is None and area_cm2 is None:
-            try:
-                c_onset = onset_capacitance(rec_fit)
-            except ValueError:
-                # no step edge at all (a ramp that fires): the RC fit of every sweep
-                # up to its first spike, the least reliable start, said as such
-                try:
-                    before_spikes = estimate_passive(
-                        rec_fit, threshold=threshold_mV, method="trace")
-                except ValueError as e2:
-                    raise ValueError(
-                        f"{e} (pass capacitance_pF= or area_cm2= to start from a known "
-                        f"size; the sweeps up to their first spikes gave none either: "
-                        f"{e2.args[0].split(' (')[0]})"
-                    ) from None
-            else:
-                capacitance_pF = c_onset
-        if before_spikes is not None:
-            passive = before_spikes
-            warnings.append(
-                f"no step response ({e.args[0].split(' (')[0]}); started from the "
-                f"sweeps up to their first spikes ({passive.capacitance_pF:.0f} pF, "
-                f"{passive.r_in_MOhm:.0f} MΩ): a slow current such as a ramp barely "
-                "sets the capacitance, so give capacitance_pF= (--capacitance-pF) "
-                "if it is known"
-            )
-        else:
-            passive = PassiveEstimate(float(np.median(v0)), math.nan, math.nan,
-                                      c_onset, 0)
-            warnings.append(
-                f"no relaxing step response ({e.args[0].split(' (')[0]}); started from "
-                + (f"the onset-slope capacitance {c_onset:.0f} pF"
-                   if math.isfinite(c_onset) else "the given size")
-                + " and the model's own leak"
-            )
+    passive, capacitance_pF, start_warnings = _passive_start(
+        rec_fit, threshold_mV, capacitance_pF, area_cm2)
+    warnings.extend(start_warnings)
     if area_cm2 is not None:
         area0 = float(area_cm2)
     elif capacitance_pF is not None:

@@ -591,13 +591,55 @@ def test_cli_fits_a_25_khz_recording_with_a_junction_potential(tmp_path):
     assert summary["validation"][0]["subthreshold_rmse_mV"] < 1.0
 
 
-def test_fit_cell_on_ramps_that_all_fire():
+def _ramp_rc_cell(amps_pA, r_MOhm=150.0, tau_ms=22.5, v_spike=-50.0):
+    """RC cells (150 MΩ, 22.5 ms: 150 pF) on ramps from 100 ms, 500 ms long, with a
+    1 ms spike pasted wherever the RC potential first passes `v_spike` (every sweep
+    fires, none has a step)."""
+    t = np.round(np.arange(0.0, 700.0, 0.1), 10)
+    i = np.stack([np.where(t >= 100.0, a * (t - 100.0) / 500.0, 0.0) for a in amps_pA])
+    v = np.stack([_rc_trace(t, ik, r_MOhm, tau_ms) for ik in i])
+    for vk in v:
+        k = int(np.argmax(vk >= v_spike))
+        assert k > 0
+        vk[k: k + 10] = 30.0
+    return hhjax.Recording(t, v, i_pA=i, name="ramps")
+
+
+def test_passive_start_on_ramps_that_all_fire():
     """Ramps only, every sweep firing: no step to read the passive properties from,
     no step edge for the onset slope, no spike-free sweep. `fit_cell` starts from the
     RC fit of each sweep up to its first spike and says that this start is weak (it
     stopped with "Give the area/capacitance explicitly" before). A current that
     never varies before the spikes gives no start at all: the error names both
     attempts and how to give the size."""
+    from fitting._cell import _passive_start
+
+    rec = _ramp_rc_cell([300.0, 500.0])
+    passive, c_pF, warned = _passive_start(rec, -20.0, None, None)
+    assert passive.method == "trace"
+    assert c_pF is None  # the fit takes the size from `passive`
+    assert passive.capacitance_pF == pytest.approx(150.0, rel=0.05)
+    assert passive.r_in_MOhm == pytest.approx(150.0, rel=0.05)
+    assert passive.e_rest_mV == pytest.approx(-70.0, abs=0.1)
+    assert len(warned) == 1
+    assert "started from the sweeps up to their first spikes" in warned[0]
+    assert "--capacitance-pF" in warned[0]
+    # a given size is kept and no estimate is forced on it
+    _, c_given, warned = _passive_start(rec, -20.0, 120.0, None)
+    assert c_given == 120.0 and "the given size" in warned[0]
+    # spikes at a constant current: nothing to start from
+    flat = hhjax.Recording(rec.t_ms, np.asarray(rec.v_mV)[:1],
+                           i_pA=np.full((1, rec.t_ms.size), 100.0))
+    with pytest.raises(ValueError, match="capacitance_pF=.*up to their first spikes gave none"):
+        _passive_start(flat, -20.0, None, None)
+    with pytest.raises(ValueError, match="capacitance_pF=.*up to their first spikes gave none"):
+        fitting.fit_cell(flat, "pospischil-rs", steps=1, progress=False, search=False)
+
+
+@pytest.mark.slow
+def test_fit_cell_on_ramps_that_all_fire():
+    """The same end to end, on a simulated pospischil-rs cell: the fit runs from the
+    start of the sweeps before their first spikes and says so."""
     truth = hhjax.pospischil("RS")
     t = np.round(np.arange(0.0, 700.0, 0.1), 10)
     ramps = np.stack([np.where(t >= 100.0, a * (t - 100.0) / 500.0, 0.0) for a in (300.0, 500.0)])
@@ -609,13 +651,8 @@ def test_fit_cell_on_ramps_that_all_fire():
     ramp = hhjax.Recording(t, np.asarray(v), i_pA=ramps)
     assert all(hhjax.recorded_spike_times(t, np.asarray(v)[k]).size > 0 for k in range(2))
     cf = fitting.fit_cell(ramp, "pospischil-rs", sweeps=[0], validate=[1], steps=1,
-                          progress=False,
-                          search={"generations": 1, "population": 16, "time_budget_s": None})
+                          progress=False, search=False)
     assert cf.passive.method == "trace"
     assert any("started from the sweeps up to their first spikes" in w and
                "--capacitance-pF" in w for w in cf.warnings), cf.warnings
     assert 20.0 < cf.values["capacitance_pF"] < 1000.0
-    # spikes at a constant current: nothing to start from
-    flat = hhjax.Recording(t, np.asarray(v)[:1], i_pA=np.full((1, t.size), 100.0))
-    with pytest.raises(ValueError, match="capacitance_pF=.*up to their first spikes gave none"):
-        fitting.fit_cell(flat, "pospischil-rs", steps=1, progress=False, search=False)
