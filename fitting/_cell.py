@@ -678,7 +678,8 @@ def fit_cell(
       three of four cells, so the local stage gets a short budget).
     - `search`: `True` (default), `False` (no global search) or a dict of
       [`fitting.search_cell`][] options (`generations` (30), `population` (256),
-      `time_budget_s` (120 s), `spread`, `seed`, `dt_ms`).
+      `time_budget_s` (120 s; a warning says when it stopped the search before
+      its `generations`), `spread`, `seed`, `dt_ms`).
     - `model_spikes`: the local stage's sub-threshold term also leaves out the
       samples near the model's matched spikes
       ([`fitting.SubthresholdLoss`][]`(model_spikes=True)`). Off by default: on a
@@ -848,6 +849,17 @@ def fit_cell(
         area1 = float(search_res.values.get("area_cm2", area1))
         if fit_area:  # (inside the local fit's bounds)
             area1 = float(np.clip(area1, bounds["area_cm2"][0] * 1.01, bounds["area_cm2"][1] * 0.99))
+        n_gen, n_asked = len(search_res.history), int(opts["generations"])
+        if n_gen < n_asked:
+            # a generation costs in proportion to the fitted sweeps' total duration
+            dur_s = (rec_fit.t_ms[-1] - rec_fit.t_ms[0]) * rec_fit.v_mV.shape[0] * 1e-3
+            warnings.append(
+                f"the global search ran {n_gen} of its {n_asked} generations within "
+                f"its {opts['time_budget_s']:g} s budget (each simulates "
+                f"{dur_s:.3g} s of fitted sweeps per candidate); for a converged "
+                "search fit fewer or shorter sweeps (window_ms, --t-start/--t-end) or "
+                "lift the budget (search={'time_budget_s': None}, --search-budget 0)"
+            )
     timing["search"] = time.perf_counter() - t_stage
     t_stage = time.perf_counter()
     max_spikes = 8

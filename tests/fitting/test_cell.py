@@ -413,8 +413,13 @@ def test_fit_cell_on_a_chirp_without_steps():
     assert bool(ok)
     noisy = np.asarray(v) + np.random.default_rng(5).normal(0.0, 0.2, t.size)
     rec = hhjax.Recording(t, noisy[None], i_pA=i[None])
+    # a budget the first generation already uses up: the report says the search
+    # was cut short and what to do
     cf = fitting.fit_cell(rec, "pospischil-rs", steps=3, progress=False,
-                          search={"generations": 2, "population": 16, "time_budget_s": None})
+                          search={"generations": 3, "population": 16, "time_budget_s": 0.0})
+    assert len(cf.settings["search"]["history"]) == 1
+    assert any(w.startswith("the global search ran 1 of its 3 generations within its 0 s")
+               and "--search-budget 0" in w for w in cf.warnings), cf.warnings
     assert cf.passive.method == "trace"
     assert cf.settings["window_ms"][0] < 150.0 and cf.settings["window_ms"][1] >= 1100.0
     assert cf.passive.capacitance_pF == pytest.approx(200.0, rel=0.15)
@@ -470,6 +475,7 @@ def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path):
     assert val[7]["gamma"] >= 0.5
     # the search ran and its result is reported
     assert len(summary["settings"]["search"]["history"]) == 10
+    assert not any("global search ran" in w for w in summary["warnings"])
     # standard errors belong to the local fit: present when it is kept, else none
     errs = [summary["stderr"][k] for k in summary["params"]]
     if summary["settings"]["search"]["kept"] == "local":
