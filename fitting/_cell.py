@@ -374,7 +374,14 @@ class CellFit:
 
     def summary(self) -> str:
         """A human-readable table of the fitted values and the per-sweep metrics."""
-        lines = [f"model {self.model_name}: fitted on sweeps {list(self.fit_sweeps)}"]
+        why = ""
+        if self.settings.get("model_auto"):
+            w = self.settings.get("spike_width_ms_median")
+            why = (" (auto: no spikes in the fitted sweeps)" if w is None else
+                   f" (auto: median spike width {w:.2f} ms at "
+                   f"{self.settings.get('threshold_mV', -20.0):g} mV, "
+                   f"{'below' if w < FS_WIDTH_MS else 'not below'} {FS_WIDTH_MS:g} ms)")
+        lines = [f"model {self.model_name}{why}: fitted on sweeps {list(self.fit_sweeps)}"]
         for k, v in self.values.items():
             se = self.stderr.get(k, math.nan)
             line = f"  {k:<15} {v:>12.5g}" + (f" ± {se:.2g}" if math.isfinite(se) else "")
@@ -1000,6 +1007,7 @@ def fit_cell(
         "fit_area": bool(fit_area),
         "area_start_cm2": float(area0),
         "spike_width_ms_median": float(np.median(widths)) if widths.size else None,
+        "model_auto": isinstance(model, str) and model == "auto",
         "parameter_paths": dict(cm.labels),
     }
     return CellFit(

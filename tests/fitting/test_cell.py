@@ -440,9 +440,10 @@ def test_fit_cell_on_a_chirp_without_steps():
     text = bare.summary()
     assert "nan" not in text.split(" fit sweeps")[0]
     assert "no standard errors: the global search's best was kept" in text
+    assert text.startswith("model pospischil-rs: fitted on")  # given, not chosen
 
 
-def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path):
+def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path, capsys):
     """The issue's command on a real ABF file, short: fit sweeps 0, 4, 6, 8 of
     File_axon_5 on 165–765 ms (the 500 ms step and its offset), a 10-generation
     search and 3 local steps; hold out 1 (sub-threshold) and 7 (spiking). (Sweep 5
@@ -460,6 +461,11 @@ def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path):
     summary = json.loads((out / "fit.json").read_text())
     assert (out / "fit.png").stat().st_size > 10_000
     assert summary["model"] == "pospischil-rs"  # 1.4 ms wide spikes at −20 mV
+    # the report says why `auto` chose it, so a user can overrule the choice
+    w = summary["settings"]["spike_width_ms_median"]
+    assert 1.2 <= w < 1.7 and summary["settings"]["model_auto"] is True
+    assert (f"model pospischil-rs (auto: median spike width {w:.2f} ms at -20 mV, not "
+            "below 1.2 ms): fitted on sweeps [0, 4, 6, 8]") in capsys.readouterr().out
     val = {r["sweep"]: r for r in summary["validation"]}
     assert sorted(val) == [1, 7]
     for r in val.values():
