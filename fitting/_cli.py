@@ -346,17 +346,17 @@ def _renumbered(cf, file_index):
     )
 
 
-def _search_option(generations: int, budget_s: float, parser):
-    """`fit_cell`'s `search=` from `--search-generations` (0: no search) and
+def _search_option(generations: int, budget_s: float, parser, seed: int = 0):
+    """`fit_cell`'s `search=` from `--search-generations` (0: no search),
     `--search-budget` [s] (0: no time limit — the generation count alone decides, so
-    the fit is reproducible on any machine)."""
+    the fit is reproducible on any machine) and `--seed` (the search's draws)."""
     if generations < 0:
         parser.error(f"--search-generations must be >= 0, got {generations}")
     if not (math.isfinite(budget_s) and budget_s >= 0):
         parser.error(f"--search-budget must be >= 0 s (0: no limit), got {budget_s}")
     if generations == 0:
         return False
-    return {"generations": generations, "time_budget_s": budget_s or None}
+    return {"generations": generations, "time_budget_s": budget_s or None, "seed": seed}
 
 
 def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
@@ -385,7 +385,8 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
             threshold_mV=-20.0 if args.threshold is None else args.threshold,
             capacitance_pF=args.capacitance_pF, area_cm2=args.area_cm2,
             steps=args.steps if args.steps is not None else 12,
-            search=_search_option(args.search_generations, args.search_budget, parser),
+            search=_search_option(args.search_generations, args.search_budget, parser,
+                                  args.seed),
             checkpoint=checkpoint, resume=args.resume, progress=args.progress,
         )
     except fitting.FitInterrupted as e:
@@ -500,7 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", required=True, metavar="DIR",
                      help="output folder (required)")
     fit.add_argument("--seed", type=int, default=0, metavar="N",
-                     help="--model hh: PRNG seed for the random starts (default 0)")
+                     help="PRNG seed (default 0): --model hh, of the random starts; cell "
+                          "models, of the global search's draws (its result varies with "
+                          "the seed: compare a few and keep the best fitted-sweep score)")
     fit.add_argument("--starts", type=int, default=1, metavar="N",
                      help="--model hh: number of starts, vmapped (default 1)")
     fit.add_argument("--params", default="default",

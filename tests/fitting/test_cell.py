@@ -481,6 +481,9 @@ def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path, c
     assert val[7]["gamma"] >= 0.5
     # the search ran and its result is reported
     assert len(summary["settings"]["search"]["history"]) == 10
+    assert summary["settings"]["search"]["seed"] == 0
+    assert summary["settings"]["search"]["generations"] == 10
+    assert summary["settings"]["search"]["time_budget_s"] is None
     assert not any("global search ran" in w for w in summary["warnings"])
     # standard errors belong to the local fit: present when it is kept, else none
     errs = [summary["stderr"][k] for k in summary["params"]]
@@ -523,9 +526,15 @@ def test_cli_search_options():
     from fitting._cli import _search_option, build_parser
 
     parser = build_parser()
-    assert _search_option(10, 0.0, parser) == {"generations": 10, "time_budget_s": None}
-    assert _search_option(10, 60.0, parser) == {"generations": 10, "time_budget_s": 60.0}
+    assert _search_option(10, 0.0, parser) == {"generations": 10, "time_budget_s": None,
+                                               "seed": 0}
+    assert _search_option(10, 60.0, parser, 3) == {"generations": 10, "time_budget_s": 60.0,
+                                                   "seed": 3}
     assert _search_option(0, 60.0, parser) is False
+    # --seed reaches the cell search (it seeded only --model hh's starts before)
+    args = parser.parse_args(["fit", "cell.npz", "--out", "o", "--seed", "7"])
+    assert _search_option(args.search_generations, args.search_budget, parser,
+                          args.seed)["seed"] == 7
 
 
 def test_a_local_fit_ending_on_a_bound_still_gets_its_standard_errors():
