@@ -372,7 +372,17 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
     if args.t_start is not None or args.t_end is not None:
         window = (args.t_start if args.t_start is not None else rec.t0,
                   args.t_end if args.t_end is not None else rec.t_end)
-    print(f"hhjax fit: {rec.summary()}")
+    # the Recording's own summary advises `stimulus(area_cm2=)`, which means nothing
+    # here: say which of the file's sweeps were read and where the area comes from
+    n_file = rec.meta.get("n_sweeps_in_file")
+    size = ("area fitted, starting at " + (f"{args.area_cm2:g} cm²" if args.area_cm2
+                                          else f"{args.capacitance_pF:g} pF")
+            if args.area_cm2 or args.capacitance_pF
+            else "area fitted, starting from the passive responses")
+    print(f"hhjax fit: {path.name}: sweeps {list(file_index)} read"
+          + (f" (of {n_file})" if n_file else "")
+          + f", {rec.n_samples} samples each, dt = {rec.dt:.6g} ms, t = {rec.t0:.6g} .. "
+          f"{rec.t_end:.6g} ms, current in pA; {size}.")
     print(f"  model {model}; fit sweeps "
           f"{fit_sweeps or 'all but the held-out ones'}; held out {val_sweeps or 'none'}; "
           f"output in {out}")

@@ -464,8 +464,15 @@ def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path, c
     # the report says why `auto` chose it, so a user can overrule the choice
     w = summary["settings"]["spike_width_ms_median"]
     assert 1.2 <= w < 1.7 and summary["settings"]["model_auto"] is True
+    printed = capsys.readouterr().out
     assert (f"model pospischil-rs (auto: median spike width {w:.2f} ms at -20 mV, not "
-            "below 1.2 ms): fitted on sweeps [0, 4, 6, 8]") in capsys.readouterr().out
+            "below 1.2 ms): fitted on sweeps [0, 4, 6, 8]") in printed
+    # which of the file's sweeps were read, and that the area is fitted (not the
+    # Recording summary's `stimulus(area_cm2=)` advice, meaningless to a CLI user)
+    assert printed.startswith("hhjax fit: File_axon_5.abf: sweeps [0, 1, 4, 6, 7, 8] read "
+                              "(of 9), 12001 samples each, dt = 0.05 ms, t = 165 .. 765 ms, "
+                              "current in pA; area fitted, starting from the passive "
+                              "responses."), printed[:300]
     val = {r["sweep"]: r for r in summary["validation"]}
     assert sorted(val) == [1, 7]
     for r in val.values():
