@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -62,3 +63,31 @@ def test_missing_peer_is_a_note_not_an_error(name, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda mod, *a: None if mod == name else real_find(mod, *a))
     ok, note = peers.available(name)
     assert not ok and "skipped" in note
+
+
+def test_cell_probes_builds_its_recordings_and_rejects_unknown_probes():
+    """bench/cell_probes.py: a probe's recording is the truth plus what the probe
+    adds (here the bridge error R_s·I, 20 MΩ · pA = 0.02 mV/pA, and the hum); the
+    held-out summary takes medians and maxima; an unknown probe name is a usage
+    error naming the known ones."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import cell_probes
+    finally:
+        sys.path.pop(0)
+    rec, v_true = cell_probes.make_cell(dur=60.0, on=10.0, off=50.0, noise=0.0,
+                                        rs_MOhm=20.0, hum_mV=1.0)
+    t, i = np.asarray(rec.t_ms), np.asarray(rec.i_samples)
+    assert rec.n_sweeps == 10 and v_true.shape == (10, t.size)
+    np.testing.assert_allclose(np.asarray(rec.v_mV) - v_true,
+                               0.02 * i + np.sin(2 * np.pi * 0.06 * t), atol=1e-9)
+    assert i[-1].max() == 350.0 and i[0].min() == -100.0
+    m = [{"spike_count_error": e, "subthreshold_rmse_mV": r, "gamma": g}
+         for e, r, g in ((0.0, 1.0, float("nan")), (0.2, 3.0, 0.5), (0.1, 2.0, 0.7))]
+    assert cell_probes.held_out(m) == {"count_error_median": 0.1, "count_error_max": 0.2,
+                                       "subthreshold_rmse_max_mV": 3.0,
+                                       "gamma_median": pytest.approx(0.6)}
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "cell_probes.py"),
+                           "--probes", "nope"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown probe(s) ['nope']" in proc.stderr
+    assert "bridge-20MOhm" in proc.stderr
