@@ -559,49 +559,37 @@ def _passive_start(rec_fit: hhjax.Recording, threshold_mV: float,
     """Step 3 of `fit_cell`: the passive estimate the fit starts from, the total
     capacitance to start from (the onset slope's when there is no relaxing step
     response and no size was given; else as given) and the warnings to report."""
-    warnings: list[str] = []
     try:
-        passive = estimate_passive(rec_fit, threshold=threshold_mV)
+        return estimate_passive(rec_fit, threshold=threshold_mV), capacitance_pF, []
     except ValueError as e:
-        v0 = np.asarray(rec_fit.v_mV, float)[:, :10]
-        c_onset = math.nan
-        before_spikes = None
-        if capacitance_pF is None and area_cm2 is None:
-            try:
-                c_onset = onset_capacitance(rec_fit)
-            except ValueError:
-                # no step edge at all (a ramp that fires): the RC fit of every sweep
-                # up to its first spike, the least reliable start, said as such
-                try:
-                    before_spikes = estimate_passive(
-                        rec_fit, threshold=threshold_mV, method="trace")
-                except ValueError as e2:
-                    raise ValueError(
-                        f"{e} (pass capacitance_pF= or area_cm2= to start from a known "
-                        f"size; the sweeps up to their first spikes gave none either: "
-                        f"{e2.args[0].split(' (')[0]})"
-                    ) from None
-            else:
-                capacitance_pF = c_onset
-        if before_spikes is not None:
-            passive = before_spikes
-            warnings.append(
-                f"no step response ({e.args[0].split(' (')[0]}); started from the "
-                f"sweeps up to their first spikes ({passive.capacitance_pF:.0f} pF, "
-                f"{passive.r_in_MOhm:.0f} MΩ): a slow current such as a ramp barely "
-                "sets the capacitance, so give capacitance_pF= (--capacitance-pF) "
-                "if it is known"
-            )
-        else:
-            passive = PassiveEstimate(float(np.median(v0)), math.nan, math.nan,
-                                      c_onset, 0)
-            warnings.append(
-                f"no relaxing step response ({e.args[0].split(' (')[0]}); started from "
-                + (f"the onset-slope capacitance {c_onset:.0f} pF"
-                   if math.isfinite(c_onset) else "the given size")
-                + " and the model's own leak"
-            )
-    return passive, capacitance_pF, warnings
+        error, reason = str(e), e.args[0].split(" (")[0]
+    rest = float(np.median(np.asarray(rec_fit.v_mV, float)[:, :10]))
+    if capacitance_pF is not None or area_cm2 is not None:
+        return (PassiveEstimate(rest, math.nan, math.nan, math.nan, 0), capacitance_pF,
+                [f"no relaxing step response ({reason}); started from the given size "
+                 "and the model's own leak"])
+    try:
+        c_onset = onset_capacitance(rec_fit)
+        return (PassiveEstimate(rest, math.nan, math.nan, c_onset, 0), c_onset,
+                [f"no relaxing step response ({reason}); started from the onset-slope "
+                 f"capacitance {c_onset:.0f} pF and the model's own leak"])
+    except ValueError:
+        pass
+    # no step edge at all (a ramp that fires): the RC fit of every sweep up to its
+    # first spike, the least reliable start, said as such
+    try:
+        passive = estimate_passive(rec_fit, threshold=threshold_mV, method="trace")
+    except ValueError as e2:
+        raise ValueError(
+            f"{error} (pass capacitance_pF= or area_cm2= to start from a known size; "
+            f"the sweeps up to their first spikes gave none either: "
+            f"{e2.args[0].split(' (')[0]})"
+        ) from None
+    return passive, None, [
+        f"no step response ({reason}); started from the sweeps up to their first "
+        f"spikes ({passive.capacitance_pF:.0f} pF, {passive.r_in_MOhm:.0f} MΩ): a slow "
+        "current such as a ramp barely sets the capacitance, so give capacitance_pF= "
+        "(--capacitance-pF) if it is known"]
 
 
 def fit_cell(
@@ -859,7 +847,7 @@ def fit_cell(
         n_gen, n_asked = len(search_res.history), int(opts["generations"])
         if n_gen < n_asked:
             # a generation costs in proportion to the fitted sweeps' total duration
-            dur_s = (rec_fit.t_ms[-1] - rec_fit.t_ms[0]) * rec_fit.v_mV.shape[0] * 1e-3
+            dur_s = rec_fit.duration * rec_fit.n_sweeps * 1e-3
             warnings.append(
                 f"the global search ran {n_gen} of its {n_asked} generations within "
                 f"its {opts['time_budget_s']:g} s budget (each simulates "

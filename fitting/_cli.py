@@ -375,10 +375,12 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
     # the Recording's own summary advises `stimulus(area_cm2=)`, which means nothing
     # here: say which of the file's sweeps were read and where the area comes from
     n_file = rec.meta.get("n_sweeps_in_file")
-    size = ("area fitted, starting at " + (f"{args.area_cm2:g} cm²" if args.area_cm2
-                                          else f"{args.capacitance_pF:g} pF")
-            if args.area_cm2 or args.capacitance_pF
-            else "area fitted, starting from the passive responses")
+    if args.area_cm2:
+        size = f"area fitted, starting at {args.area_cm2:g} cm²"
+    elif args.capacitance_pF:
+        size = f"area fitted, starting at {args.capacitance_pF:g} pF"
+    else:
+        size = "area fitted, starting from the passive responses"
     print(f"hhjax fit: {path.name}: sweeps {list(file_index)} read"
           + (f" (of {n_file})" if n_file else "")
           + f", {rec.n_samples} samples each, dt = {rec.dt:.6g} ms, t = {rec.t0:.6g} .. "
