@@ -1322,12 +1322,13 @@ def window_pair(window_ms) -> tuple[float, float]:
     `ValueError` for anything but a pair with `t_start <= t_end`."""
     try:
         t_start, t_end = window_ms
+        lo = -math.inf if t_start is None else float(t_start)
+        hi = math.inf if t_end is None else float(t_end)
     except (TypeError, ValueError):
         raise ValueError(
-            f"`window_ms` must be a pair (t_start, t_end) in ms, got {window_ms!r}."
+            f"`window_ms` must be a pair (t_start, t_end) of numbers in ms (None: open "
+            f"end), got {window_ms!r}."
         ) from None
-    lo = -math.inf if t_start is None else float(t_start)
-    hi = math.inf if t_end is None else float(t_end)
     if math.isnan(lo) or math.isnan(hi) or lo > hi:
         raise ValueError(f"`window_ms` needs t_start <= t_end (ms), got {window_ms!r}.")
     return lo, hi

@@ -840,6 +840,8 @@ def test_load_recording_options_errors(tmp_path):
     _rec().save_npz(path)
     with pytest.raises(ValueError, match="`window_ms` must be a pair"):
         hhjax.load_recording(path, window_ms=5.0)
+    with pytest.raises(ValueError, match="`window_ms` must be a pair .* numbers in ms"):
+        hhjax.load_recording(path, window_ms=("a", 5.0))
     rec = hhjax.load_recording(path, window_ms=(None, 5.0), resample_dt_ms=0.2)
     assert rec.t_end <= 5.0 and rec.dt == pytest.approx(0.2)
     with pytest.raises(ValueError, match=r"'\.abf', '\.nwb', '\.npz' and '\.csv'"):
