@@ -633,8 +633,8 @@ def fit_cell(
        slow current barely sets the capacitance).
     4. **Passive stage.** Levenberg–Marquardt on [`fitting.SubthresholdLoss`][]
        (samples away from spikes) for `area_cm2, g_leak, e_leak`.
-    5. **Global search.** [`fitting.search_cell`][]: a cross-entropy search over
-       all the model's parameters (256 candidates per generation, simulated on every
+    5. **Global search.** [`fitting.search_cell`][]: CMA-ES over all the model's
+       parameters (256 candidates per generation, simulated on every
        fitted sweep at once), scored by [`fitting.cell_score`][] — the held-out
        metrics' own terms (spike counts, Γ, sub-threshold RMSE) on the fitted sweeps.
        It starts around the passive stage's result: spread 0.05 (scaled units) for
@@ -674,7 +674,8 @@ def fit_cell(
     - `search`: `True` (default), `False` (no global search) or a dict of
       [`fitting.search_cell`][] options (`generations` (30), `population` (256),
       `time_budget_s` (120 s; a warning says when it stopped the search before
-      its `generations`), `spread`, `seed`, `dt_ms`).
+      its `generations`), `spread`, `seed`, `dt_ms`, `method` (`"cma"`;
+      `"cem"`: the cross-entropy method of earlier versions)).
     - `model_spikes`: the local stage's sub-threshold term also leaves out the
       samples near the model's matched spikes
       ([`fitting.SubthresholdLoss`][]`(model_spikes=True)`). Off by default: on a
@@ -937,6 +938,7 @@ def fit_cell(
             "generations": int(opts["generations"]),
             "time_budget_s": opts["time_budget_s"],
             "seed": int(opts.get("seed", 0)),
+            "method": str(opts.get("method", "cma")),
             "history": search_res.history,
             "n_evaluated": search_res.n_evaluated,
             "wall_time_s": search_res.wall_time,
