@@ -223,7 +223,7 @@ def _cem_steps(u0, sigma, N, rng, elite_fraction):
         elite_u, elite_s = np.empty((0, d)), np.empty(0)
 
 
-def _cma_steps(u0, sigma, N, rng, elite_fraction=None):
+def _cma_steps(u0, sigma, N, rng):
     """CMA-ES (Hansen, "The CMA Evolution Strategy: A Tutorial", 2016; default
     constants, weighted recombination of the best half) as a generator: yields
     candidates `(N, d)` in the unit cube and is sent their scores. The covariance
@@ -448,7 +448,8 @@ def search_cell(
         return cell_score(t, vd, v[..., : t.size], threshold=threshold)
 
     rng = np.random.default_rng(seed)
-    step = (_cma_steps if method == "cma" else _cem_steps)(u0, sigma, N, rng, elite_fraction)
+    step = (_cma_steps(u0, sigma, N, rng) if method == "cma"
+            else _cem_steps(u0, sigma, N, rng, elite_fraction))
     u = next(step)
     history: list[float] = []
     best_u, best_s, best_terms = u0.copy(), math.inf, None

@@ -161,7 +161,7 @@ def test_search_cell_keeps_candidates_strictly_inside_the_bounds():
 
 def _steps_on(steps, f, u0, sigma, n_pop, generations, seed=0):
     """Drive a search generator on a score function of the unit cube; best score."""
-    gen = steps(u0, sigma, n_pop, np.random.default_rng(seed), 0.125)
+    gen = steps(u0, sigma, n_pop, np.random.default_rng(seed))
     u, best = next(gen), math.inf
     for _ in range(generations):
         s = f(u)
@@ -190,7 +190,8 @@ def test_cma_follows_a_correlated_valley_the_diagonal_search_does_not():
 
     u0, sigma = np.full(d, 0.3), np.full(d, 0.15)
     cma = [_steps_on(_cma_steps, f, u0, sigma, 64, 30, seed) for seed in range(3)]
-    cem = [_steps_on(_cem_steps, f, u0, sigma, 64, 30, seed) for seed in range(3)]
+    cem = [_steps_on(lambda *a: _cem_steps(*a, 0.125), f, u0, sigma, 64, 30, seed)
+           for seed in range(3)]
     f0 = f(u0[None])[0]
     assert f0 > 100.0
     assert max(cma) < 1e-4 * f0, cma
