@@ -670,7 +670,8 @@ def fit_cell(
       (starting value when `fit_area`, else fixed).
     - `steps`: Levenberg–Marquardt step budget of the active stage (default 12;
       on the dev-set cells the search's result was kept over the local fit on
-      three of four cells, so the local stage gets a short budget).
+      all four cells with the CMA-ES search, three of four with the cross-entropy
+      search before it, so the local stage gets a short budget).
     - `search`: `True` (default), `False` (no global search) or a dict of
       [`fitting.search_cell`][] options (`generations` (30), `population` (256),
       `time_budget_s` (120 s; a warning says when it stopped the search before
