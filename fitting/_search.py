@@ -194,33 +194,29 @@ def _inside(u: np.ndarray) -> np.ndarray:
 def _cem_steps(u0, sigma, N, rng, elite_fraction):
     """The cross-entropy method as a generator: yields candidates `(N, d)` in the
     unit cube and is sent their scores. A diagonal Gaussian refitted to the best
-    `elite_fraction` (the elites carry over, re-simulated), re-inflated to its
-    starting width around the best after four generations without improvement."""
-    d = u0.size
+    `elite_fraction` (the elites carry over as the first candidates of the next
+    generation, re-simulated), re-inflated to its starting width around the best
+    after four generations without improvement."""
     n_elite = max(2, int(round(elite_fraction * N)))
     mean, std = u0.copy(), sigma.copy()
-    u = _inside(mean + std * rng.standard_normal((N, d)))
+    u = _inside(mean + std * rng.standard_normal((N, u0.size)))
     u[0] = u0
-    elite_u, elite_s = np.empty((0, d)), np.empty(0)
-    best: list[float] = []
-    stall, patience = 0, 4
+    prev_best, stall, patience = math.inf, 0, 4
     while True:
         score = yield u
-        all_u, all_s = np.concatenate([elite_u, u]), np.concatenate([elite_s, score])
-        order = np.argsort(all_s, kind="stable")[:n_elite]
-        elite_u, elite_s = all_u[order], all_s[order]
-        best.append(float(elite_s[0]))
-        stall = stall + 1 if len(best) > 1 and best[-1] > best[-2] - 1e-3 else 0
+        elite = u[np.argsort(score, kind="stable")[:n_elite]]
+        best = float(np.min(score))
+        stall = stall + 1 if best > prev_best - 1e-3 else 0
+        prev_best = best
         if stall >= patience:
             # stagnated: re-inflate the search around the best so far (a restart
             # that keeps the elites), instead of polishing one basin
-            mean, std, stall = elite_u[0].copy(), np.maximum(std, sigma), 0
+            mean, std, stall = elite[0].copy(), np.maximum(std, sigma), 0
         else:
-            mean = 0.3 * mean + 0.7 * elite_u.mean(0)
-            std = np.maximum(0.3 * std + 0.7 * elite_u.std(0), 0.01)
-        u = _inside(mean + std * rng.standard_normal((N, d)))
-        u[:n_elite] = elite_u
-        elite_u, elite_s = np.empty((0, d)), np.empty(0)
+            mean = 0.3 * mean + 0.7 * elite.mean(0)
+            std = np.maximum(0.3 * std + 0.7 * elite.std(0), 0.01)
+        u = _inside(mean + std * rng.standard_normal(u.shape))
+        u[:n_elite] = elite
 
 
 def _cma_steps(u0, sigma, N, rng):
@@ -471,8 +467,7 @@ def search_cell(
             break  # the next generation would end past the budget
         if g + 1 < int(generations):
             u = step.send(score)
-    best = best_u
-    values = {k: float(maps[j][1](best[j])) for j, k in enumerate(names)}
+    values = {k: float(maps[j][1](best_u[j])) for j, k in enumerate(names)}
     mb = set_parameters(membrane, {labels[k]: jnp.asarray(v, dtype) for k, v in values.items()
                                    if k != "area_cm2"})
     return mb, SearchResult(
