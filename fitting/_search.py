@@ -36,6 +36,12 @@ class SearchResult:
     - `terms`: the best candidate's score terms (`spikes`, `rmse_mV`, per sweep).
     - `history`: best score after each generation.
     - `n_evaluated`: candidates simulated; `wall_time`: seconds.
+    - `spread`: per generation, the candidates' largest standard deviation over
+      the parameters, in the `[0, 1]`-scaled units of their bounds (the
+      search's own measure of convergence: it shrinks as the search settles,
+      while the best score can stay flat for generations before a drop).
+    - `stopped`: why the search ended: `"generations"` (it ran all of them),
+      `"time_budget"` or `"converged"` (the spread fell below `xtol`).
 
     **Example** (needs a search: tens of seconds; see [`fitting.search_cell`][]):
 
@@ -53,6 +59,8 @@ class SearchResult:
     history: list[float]
     n_evaluated: int
     wall_time: float
+    spread: list[float] = dataclasses.field(default_factory=list)
+    stopped: str = "generations"
 
 
 def _crossings(v: np.ndarray, threshold: float) -> np.ndarray:
@@ -281,6 +289,7 @@ def search_cell(
     dt_ms: float = 0.025,
     seed: int = 0,
     method: str = "cma",
+    xtol: float | None = None,
     progress: bool = False,
 ) -> tuple[hhjax.Membrane, SearchResult]:
     """Global search for a cell model's parameters on recorded sweeps (CMA-ES).
@@ -331,6 +340,8 @@ def search_cell(
       0.0125 ms and 1.67 with Tsit5 — at 0.05 ms the search optimised the
       discretisation of the fast 36 °C Na kinetics, not the model.
     - `method`: `"cma"` (default) or `"cem"` (above).
+    - `xtol`: stop early once the candidates' spread (the result's `spread`,
+      scaled units) falls below it (default `None`: run every generation).
 
     **Returns:** `(membrane with the best values, SearchResult)`.
 
@@ -363,6 +374,11 @@ def search_cell(
         raise ValueError(f"`dt_ms` must be > 0 (ms), got {dt_ms!r}.")
     if method not in ("cma", "cem"):
         raise ValueError(f"`method` must be 'cma' or 'cem', got {method!r}.")
+    if xtol is not None and not (isinstance(xtol, (int, float)) and 0 < xtol < 1):
+        raise ValueError(
+            f"`xtol` must be None or a spread in (0, 1) (scaled units of the bounds), "
+            f"got {xtol!r}."
+        )
     if not 0 < elite_fraction < 1:
         raise ValueError(f"`elite_fraction` must be in (0, 1), got {elite_fraction!r}.")
     names = list(labels)
@@ -450,6 +466,8 @@ def search_cell(
     history: list[float] = []
     best_u, best_s, best_terms = u0.copy(), math.inf, None
     n_eval = 0
+    spreads: list[float] = []
+    stopped = "generations"
     for g in range(int(generations)):
         t_gen = time.perf_counter()
         score, terms = evaluate(u)
@@ -460,13 +478,20 @@ def search_cell(
             best_u, best_s = u[j].copy(), float(score[j])
             best_terms = {k: v[j].tolist() for k, v in terms.items()}
         history.append(best_s)
+        spreads.append(float(np.max(np.std(u, axis=0))))
         if progress:
-            print(f"  search generation {g + 1}: best score {best_s:.3f}", flush=True)
+            print(f"  search generation {g + 1}: best score {best_s:.3f}, "
+                  f"spread {spreads[-1]:.3f}", flush=True)
+        if g + 1 == int(generations):
+            break
+        if xtol is not None and spreads[-1] < xtol:
+            stopped = "converged"
+            break
         now = time.perf_counter()
         if time_budget_s is not None and (now - t_wall) + (now - t_gen) > time_budget_s:
+            stopped = "time_budget"
             break  # the next generation would end past the budget
-        if g + 1 < int(generations):
-            u = step.send(score)
+        u = step.send(score)
     values = {k: float(maps[j][1](best_u[j])) for j, k in enumerate(names)}
     mb = set_parameters(membrane, {labels[k]: jnp.asarray(v, dtype) for k, v in values.items()
                                    if k != "area_cm2"})
@@ -477,4 +502,6 @@ def search_cell(
         history=history,
         n_evaluated=n_eval,
         wall_time=time.perf_counter() - t_wall,
+        spread=spreads,
+        stopped=stopped,
     )

@@ -418,6 +418,8 @@ def test_fit_cell_on_a_chirp_without_steps():
     cf = fitting.fit_cell(rec, "pospischil-rs", steps=3, progress=False,
                           search={"generations": 3, "population": 16, "time_budget_s": 0.0})
     assert len(cf.settings["search"]["history"]) == 1
+    assert cf.settings["search"]["stopped"] == "time_budget"
+    assert len(cf.settings["search"]["spread"]) == 1
     assert any(w.startswith("the global search ran 1 of its 3 generations within its 0 s")
                and "--search-budget 0" in w for w in cf.warnings), cf.warnings
     assert cf.passive.method == "trace"
@@ -597,12 +599,15 @@ def test_fit_cell_coarsens_by_whole_samples(dt, used):
                                np.asarray(rec.v_mV)[:, : n * k].reshape(2, n, k).mean(-1))
 
 
+@pytest.mark.slow
 def test_cli_fits_a_25_khz_recording_with_a_junction_potential(tmp_path):
     """End to end through `hhjax fit`, as a user with an unseen cell would: a 25 kHz
     recording (0.04 ms; the fit runs at 0.08 ms) whose voltage carries a +14 mV
     liquid-junction potential, removed with `--ljp-mV 14`: the resting potential
     and capacitance of the passive truth come back, and fit.json records the
-    correction."""
+    correction. (Slow: 55 s in the parallel suite. The default suite keeps its
+    parts: the whole-sample coarsening above, the loaders' junction-potential
+    correction in tests/test_io.py, the CLI real-cell fit.)"""
     truth = hhjax.pospischil("RS", g_na=0.0, g_leak=0.05, e_leak=-65.0)
     rec = _cell_recording(truth, [-60.0, -30.0, 30.0], dt=0.04)
     shifted = hhjax.Recording(rec.t_ms, np.asarray(rec.v_mV) + 14.0,

@@ -135,6 +135,7 @@ def test_search_cell_searches_the_area():
     _, sr0 = fitting.search_cell(truth, rec, {}, {}, area_cm2=3e-4, area_bounds=(1e-4, 6e-4),
                                  population=16, generations=4, time_budget_s=0.0, seed=0)
     assert len(sr0.history) == 1 and sr0.n_evaluated == 16
+    assert sr0.stopped == "time_budget" and sr.stopped == "generations"
     with pytest.raises(ValueError, match="area_bounds"):
         fitting.search_cell(truth, rec, {}, {}, area_cm2=3e-4, area_bounds=(4e-4, 6e-4))
 
@@ -208,6 +209,24 @@ def test_search_cell_methods_and_their_errors():
                                     population=16, generations=3, time_budget_s=None,
                                     seed=0, method=method)
         assert sr.n_evaluated == 48 and sr.history[-1] < sr.history[0], method
+        assert sr.stopped == "generations" and len(sr.spread) == 3, method
+        assert all(0 < x < 0.5 for x in sr.spread), sr.spread  # one scaled parameter
+    # `xtol`: from the truth with a narrow start the candidates' spread is below
+    # 0.05 at once, so the search stops after its first generation
+    _, sr = fitting.search_cell(truth, rec, labels, {"g_kd": (0.5, 50.0)}, area_cm2=2e-4,
+                                spread={"g_kd": 0.02}, population=16, generations=10,
+                                time_budget_s=None, xtol=0.05)
+    assert sr.stopped == "converged" and len(sr.history) == 1 and sr.n_evaluated == 16
+    assert 0.01 < sr.spread[0] < 0.05  # the draws' standard deviation, about 0.02
+    # a wide start spreads past it, and the same search runs on
+    _, sr = fitting.search_cell(truth, rec, labels, {"g_kd": (0.5, 50.0)}, area_cm2=2e-4,
+                                spread={"g_kd": 0.2}, population=16, generations=2,
+                                time_budget_s=None, xtol=0.05)
+    assert sr.stopped == "generations" and len(sr.history) == 2 and sr.spread[0] > 0.1
+    for bad in (0.0, 1.0, -0.1, "small"):
+        with pytest.raises(ValueError, match="`xtol` must be None or a spread in"):
+            fitting.search_cell(start, rec, labels, {"g_kd": (0.5, 50.0)}, area_cm2=2e-4,
+                                xtol=bad)
     with pytest.raises(ValueError, match="`method` must be 'cma' or 'cem'"):
         fitting.search_cell(start, rec, labels, {"g_kd": (0.5, 50.0)}, area_cm2=2e-4,
                             method="bfgs")
