@@ -333,6 +333,9 @@ def test_fit_cell_argument_errors():
         fitting.fit_cell(rec, "pospischil-xx")
     with pytest.raises(ValueError, match="capacitance_pF"):
         fitting.fit_cell(rec, capacitance_pF=-3.0)
+    for bad in (-1, 2.5):
+        with pytest.raises(ValueError, match="`passive_steps` must be an integer ≥ 0"):
+            fitting.fit_cell(rec, sweeps=[0], passive_steps=bad)
     dens = hhjax.Recording(t, np.full((1, t.size), -70.0), i_uA_per_cm2=np.zeros((1, t.size)))
     with pytest.raises(ValueError, match="must be in pA"):
         fitting.fit_cell(dens)
@@ -415,8 +418,10 @@ def test_fit_cell_on_a_chirp_without_steps():
     rec = hhjax.Recording(t, noisy[None], i_pA=i[None])
     # a budget the first generation already uses up: the report says the search
     # was cut short and what to do
-    cf = fitting.fit_cell(rec, "pospischil-rs", steps=3, progress=False,
+    # (and no passive stage: the search starts from the passive estimate)
+    cf = fitting.fit_cell(rec, "pospischil-rs", steps=3, progress=False, passive_steps=0,
                           search={"generations": 3, "population": 16, "time_budget_s": 0.0})
+    assert cf.passive_result is None and cf.settings["passive_steps"] == 0
     assert len(cf.settings["search"]["history"]) == 1
     assert cf.settings["search"]["stopped"] == "time_budget"
     assert len(cf.settings["search"]["spread"]) == 1
