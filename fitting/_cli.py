@@ -368,6 +368,9 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
     if rec.current_unit != "pA":
         parser.error(f"--model {model} fits real cells (current in pA); {path.name} has "
                      "its current in µA/cm²: use --model hh")
+    if args.passive_steps is not None and args.passive_steps < 0:
+        parser.error(f"--passive-steps must be >= 0 (0: no passive stage), got "
+                     f"{args.passive_steps}")
     window = "auto"
     if args.t_start is not None or args.t_end is not None:
         window = (args.t_start if args.t_start is not None else rec.t0,
@@ -397,6 +400,7 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
             threshold_mV=-20.0 if args.threshold is None else args.threshold,
             capacitance_pF=args.capacitance_pF, area_cm2=args.area_cm2,
             steps=args.steps if args.steps is not None else 12,
+            **({} if args.passive_steps is None else {"passive_steps": args.passive_steps}),
             search=_search_option(args.search_generations, args.search_budget, parser,
                                   args.seed),
             checkpoint=checkpoint, resume=args.resume, progress=args.progress,
@@ -559,6 +563,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--steps", type=int, default=None, metavar="N",
                      help="Levenberg–Marquardt steps per stage (default 30 for hh, 12 "
                           "for the active stage of a cell model)")
+    fit.add_argument("--passive-steps", type=int, default=None, metavar="N",
+                     help="cell models: Levenberg–Marquardt steps of the passive stage "
+                          "(area, leak) before the search; 0 skips it (default: "
+                          "fitting.fit_cell's)")
     fit.add_argument("--search-generations", type=int, default=30, metavar="N",
                      help="cell models: generations of the global search (256 candidate "
                           "models each, scored on spike counts, coincidence factor and "

@@ -537,6 +537,9 @@ def test_cli_rejects_overlapping_and_unknown_sweeps(shared_dir, tmp_path, capsys
     with pytest.raises(SystemExit):
         cli_main(["fit", f, "--search-budget", "-1", "--out", str(tmp_path)])
     assert "--search-budget must be >= 0 s" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["fit", f, "--passive-steps", "-1", "--out", str(tmp_path)])
+    assert "--passive-steps must be >= 0" in capsys.readouterr().err
 
 
 def test_cli_search_options():
@@ -554,6 +557,9 @@ def test_cli_search_options():
     args = parser.parse_args(["fit", "cell.npz", "--out", "o", "--seed", "7"])
     assert _search_option(args.search_generations, args.search_budget, parser,
                           args.seed)["seed"] == 7
+    assert args.passive_steps is None  # fit_cell's default
+    assert parser.parse_args(["fit", "c.npz", "--out", "o", "--passive-steps", "0"]
+                             ).passive_steps == 0
 
 
 def test_a_local_fit_ending_on_a_bound_still_gets_its_standard_errors():
