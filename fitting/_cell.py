@@ -673,7 +673,9 @@ def fit_cell(
       20; 0 skips it: the search starts from the passive estimate). On the dev
       cells the stage lowers its loss by only 1.7–1.9 % in its 20 steps (axon-5,
       rs-171116) and costs 17–47 s; without it the held-out metrics moved about as
-      much as with another search seed (docs/fitting_real.md).
+      much as with another search seed, but fs-2019's counts were worse than
+      with either seed (19/26/36 % against 11/13/22 and 11/11/18 %), so it stays
+      on (docs/fitting_real.md).
     - `steps`: Levenberg–Marquardt step budget of the active stage (default 12;
       on the dev-set cells the search's result was kept over the local fit on
       all four cells with the CMA-ES search, three of four with the cross-entropy
