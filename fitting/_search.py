@@ -316,8 +316,8 @@ def search_cell(
     sweeps' score, lower is better): a synthetic Pospischil RS cell (bench
     `cell_probes` base, started from its passive stage) 0.054 with CMA-ES against
     0.651 with the cross-entropy method (the truth scores 0.048); the dev-set
-    cells rs-171116 1.109 / 1.249, fs-2019 1.012 / 1.113, axon-5 0.256 / 0.304,
-    b6 1.253 / 1.401 (without a time budget; same simulations, same wall time).
+    cells rs-171116 1.109 / 1.249, fs-2019 1.021 / 1.113, axon-5 0.256 / 0.304,
+    b6 1.240 / 1.401 (without a time budget; same simulations, same wall time).
 
     **Arguments:**
 
