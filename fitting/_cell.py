@@ -826,18 +826,19 @@ def fit_cell(
     t_stage = time.perf_counter()
 
     # 4. the passive stage
-    sub = SubthresholdLoss(threshold=threshold_mV)
-    r_passive = None
+    r_passive, area1 = None, area0
     if passive_steps:
         passive_names = area_names + [cm.passive["g_leak"], cm.passive["e_leak"]]
         r_passive = fit(
             mb, rec_fit, passive_names,
             bounds={k: bounds[k] for k in passive_names}, area_cm2=area0,
-            stages=[Stage(LevenbergMarquardt(steps=int(passive_steps)), sub, name="passive")],
+            stages=[Stage(LevenbergMarquardt(steps=int(passive_steps)),
+                          SubthresholdLoss(threshold=threshold_mV), name="passive")],
             uncertainty=False, retry=False, progress=progress,
         )
         mb = r_passive.params
-    area1 = float(r_passive.values["area_cm2"]) if (fit_area and r_passive) else area0
+        if fit_area:
+            area1 = float(r_passive.values["area_cm2"])
 
     timing["passive"] = time.perf_counter() - t_stage
     t_stage = time.perf_counter()
