@@ -258,6 +258,11 @@ def spike_widths(recording: hhjax.Recording, threshold: float = -20.0) -> np.nda
 #: area is searched over a factor 4 either side, logarithmically: 0.15 is ~±40 %).
 AREA_SPREAD = 0.15
 
+#: The global search scores candidates on at most this many of the fitted sweeps
+#: ([`fitting.search_sweeps`][] picks them); the local fit and the choice between
+#: the two use them all.
+SEARCH_MAX_SWEEPS = 4
+
 #: `model="auto"` takes the fast-spiking family when the median spike width at
 #: −20 mV is below this [ms].
 FS_WIDTH_MS = 1.2
@@ -554,6 +559,64 @@ def _coarsen(rec: hhjax.Recording, dt_ms: float) -> hhjax.Recording:
     return rec.resample(k * rec.dt) if k > 1 else rec
 
 
+
+def search_sweeps(recording: hhjax.Recording, k: int, threshold: float = -20.0) -> list[int]:
+    """The sweeps of `recording` a global search scores on when it may use at most
+    `k` of them: every sweep when there are at most `k`; otherwise the silent sweep
+    with the most current (the nearest below rheobase; for `k` ≥ 2), then spiking sweeps evenly
+    spaced from the fewest to the most recorded spikes (the rheobase sweep and the
+    strongest one included; with one place left, the median one), then silent
+    sweeps from the least current up (the passive responses). A search costs in proportion to the sweeps it simulates, so
+    within its time budget this keeps its generations at those of a few hand-picked
+    sweeps that span the cell's responses.
+
+    **Arguments:** `recording` in pA (the fitted sweeps); `k` ≥ 1; `threshold` [mV]
+    (spikes as [`hhjax.recorded_spike_times`][] counts them).
+
+    **Returns:** sorted sweep indices (into `recording`).
+
+    **Raises:** `ValueError` for `k` < 1.
+
+    **Example** (17 steps of −50…83 pA, silent up to sweep 5):
+
+    ```python
+    fitting.search_sweeps(rec, 4)        # e.g. [4, 6, 11, 16]
+    ```
+    """
+    if int(k) != k or k < 1:
+        raise ValueError(f"`k` must be a positive number of sweeps, got {k!r}.")
+    n = recording.n_sweeps
+    if n <= k:
+        return list(range(n))
+    t = np.asarray(recording.t_ms, float)
+    counts = np.array([hhjax.recorded_spike_times(t, v, threshold).size
+                       for v in np.asarray(recording.v_mV, float)])
+    if recording.i_samples is not None:
+        mean_i = np.asarray(recording.i_samples, float).mean(-1)
+    else:
+        mean_i = counts.astype(float)
+    silent = sorted((s for s in range(n) if counts[s] == 0), key=lambda s: mean_i[s])
+    spiking = sorted((s for s in range(n) if counts[s] > 0),
+                     key=lambda s: (counts[s], mean_i[s]))
+    chosen: list[int] = []
+    if silent and spiking and k >= 2:
+        chosen.append(silent[-1])
+    slots = k - len(chosen)
+    pool = spiking if spiking else silent
+    # one slot: the median response; more: both ends and evenly between
+    picks = ([len(pool) // 2] if slots == 1 else
+             np.unique(np.round(np.linspace(0, len(pool) - 1, min(slots, len(pool))))))
+    for j in picks:
+        if pool[int(j)] not in chosen:
+            chosen.append(pool[int(j)])
+    for s in silent:
+        if len(chosen) >= k:
+            break
+        if s not in chosen:
+            chosen.append(s)
+    return sorted(chosen)
+
+
 def _passive_start(rec_fit: hhjax.Recording, threshold_mV: float,
                    capacitance_pF: float | None, area_cm2: float | None):
     """Step 3 of `fit_cell`: the passive estimate the fit starts from, the total
@@ -638,6 +701,10 @@ def fit_cell(
        parameters (256 candidates per generation, simulated on every
        fitted sweep at once), scored by [`fitting.cell_score`][] — the held-out
        metrics' own terms (spike counts, Γ, sub-threshold RMSE) on the fitted sweeps.
+       It scores on at most 4 of the fitted sweeps ([`fitting.search_sweeps`][]:
+       the nearest below rheobase, spiking ones from the fewest spikes to the most,
+       then passive ones), so that its generations fit in its time budget however
+       many sweeps are fitted; the later stages use them all.
        It starts around the passive stage's result: spread 0.05 (scaled units) for
        the leak, 0.15 (~±40 %) for the area and the rest (change them with
        `search={"spread": {"area_cm2": 0.05, ...}}`).
@@ -685,9 +752,15 @@ def fit_cell(
       `time_budget_s` (120 s; a warning says when it stopped the search before
       its `generations`), `spread`, `seed`, `dt_ms`, `method` (`"cma"`;
       `"cem"`: the cross-entropy method of earlier versions), `xtol` (stop once
-      the candidates' spread falls below it; default none)). `fit.json`'s
-      `settings.search` records the search's `history`, `spread` and why it
-      `stopped`. Doubling the generations to 60 lowered every dev cell's
+      the candidates' spread falls below it; default none), `max_sweeps` (the
+      most fitted sweeps it scores on, default 4; `None`: all). On rs-171116 with
+      all 14 of its non-held-out sweeps fitted (`hhjax fit FILE --validate
+      5,10,14`), scoring on all of them let the 120 s budget run 6 generations
+      and the held-out sweeps 10/14 got 1/21 spikes (the cell fires 10/16, Γ
+      −0.01/0.05); on 4 (sweeps 4, 6, 11, 16) it ran 29, 3/11 spikes (Γ
+      0.14/0.11), in 252 s all told). `fit.json`'s
+      `settings.search` records the search's `history`, `spread`, why it
+      `stopped` and the `sweeps` it scored on. Doubling the generations to 60 lowered every dev cell's
       fitted-sweep score but not its held-out errors (docs/fitting_real.md).
     - `model_spikes`: the local stage's sub-threshold term also leaves out the
       samples near the model's matched spikes
@@ -757,6 +830,16 @@ def fit_cell(
         raise TypeError(f"`model_spikes` must be True or False, got {model_spikes!r}.")
     if capacitance_pF is not None and area_cm2 is not None:
         raise ValueError("Give at most one of `capacitance_pF` and `area_cm2`.")
+    max_sweeps = (search.get("max_sweeps", SEARCH_MAX_SWEEPS)
+                  if isinstance(search, Mapping) else SEARCH_MAX_SWEEPS)
+    if max_sweeps is not None and not (
+        isinstance(max_sweeps, (int, np.integer)) and not isinstance(max_sweeps, bool)
+        and max_sweeps >= 1
+    ):
+        raise ValueError(
+            f"`search['max_sweeps']` must be None (every fitted sweep) or a number of "
+            f"sweeps ≥ 1, got {max_sweeps!r}."
+        )
     for name, v in (("capacitance_pF", capacitance_pF), ("area_cm2", area_cm2)):
         if v is not None and not (float(v) > 0 and math.isfinite(float(v))):
             raise ValueError(f"`{name}` must be > 0, got {v}.")
@@ -850,6 +933,10 @@ def fit_cell(
                 **(dict(search) if isinstance(search, Mapping) else {})}
         spread = {k: 0.05 for k in cm.passive}
         spread.update(opts.pop("spread", {}))
+        max_sweeps = opts.pop("max_sweeps", SEARCH_MAX_SWEEPS)
+        sub = (list(range(rec_fit.n_sweeps)) if max_sweeps is None
+               else search_sweeps(rec_fit, int(max_sweeps), threshold_mV))
+        rec_search = rec_fit if len(sub) == rec_fit.n_sweeps else rec_fit.select(sub)
         if fit_area:
             # wide enough to move the area by ~40 %: the passive stage's area can be
             # far off (a synthetic 200 pF cell: 142-146 pF, the starting model's
@@ -858,7 +945,7 @@ def fit_cell(
             # its steps, 186-201 pF in its best fits)
             spread.setdefault("area_cm2", AREA_SPREAD)
         mb, search_res = search_cell(
-            mb, rec_fit, {k: v for k, v in cm.labels.items() if k in cm.bounds},
+            mb, rec_search, {k: v for k, v in cm.labels.items() if k in cm.bounds},
             {k: cm.bounds[k] for k in cm.labels if k in cm.bounds}, area_cm2=area1,
             area_bounds=(area1 / 4.0, area1 * 4.0) if fit_area else None,
             threshold=threshold_mV, spread=spread, progress=bool(progress), **opts,
@@ -869,13 +956,15 @@ def fit_cell(
         n_gen, n_asked = len(search_res.history), int(opts["generations"])
         if search_res.stopped == "time_budget":
             # a generation costs in proportion to the fitted sweeps' total duration
-            dur_s = rec_fit.duration * rec_fit.n_sweeps * 1e-3
+            dur_s = rec_search.duration * rec_search.n_sweeps * 1e-3
             warnings.append(
                 f"the global search ran {n_gen} of its {n_asked} generations within "
                 f"its {opts['time_budget_s']:g} s budget (each simulates "
-                f"{dur_s:.3g} s of fitted sweeps per candidate); for a converged "
-                "search fit fewer or shorter sweeps (window_ms, --t-start/--t-end) or "
-                "lift the budget (search={'time_budget_s': None}, --search-budget 0)"
+                f"{dur_s:.3g} s of {rec_search.n_sweeps} fitted sweeps per candidate); "
+                "for a converged search score it on fewer or shorter sweeps "
+                "(search={'max_sweeps': 2}, --search-sweeps 2; window_ms, "
+                "--t-start/--t-end) or lift the budget (search={'time_budget_s': None}, "
+                "--search-budget 0)"
             )
     timing["search"] = time.perf_counter() - t_stage
     t_stage = time.perf_counter()
@@ -961,6 +1050,7 @@ def fit_cell(
             "seed": int(opts.get("seed", 0)),
             "method": str(opts.get("method", "cma")),
             "stopped": search_res.stopped,
+            "sweeps": [fit_idx[j] for j in sub],
             "spread": search_res.spread,
             "history": search_res.history,
             "n_evaluated": search_res.n_evaluated,

@@ -337,8 +337,14 @@ def _renumbered(cf, file_index):
     def rows(rs):
         return [{**r, "sweep": int(file_index[r["sweep"]])} for r in rs]
 
+    settings = cf.settings
+    if isinstance(settings.get("search"), dict) and "sweeps" in settings["search"]:
+        settings = {**settings, "search": {
+            **settings["search"],
+            "sweeps": [int(file_index[k]) for k in settings["search"]["sweeps"]]}}
     return dataclasses.replace(
         cf,
+        settings=settings,
         fit_sweeps=tuple(int(file_index[k]) for k in cf.fit_sweeps),
         validate_sweeps=tuple(int(file_index[k]) for k in cf.validate_sweeps),
         training=rows(cf.training),
@@ -346,17 +352,24 @@ def _renumbered(cf, file_index):
     )
 
 
-def _search_option(generations: int, budget_s: float, parser, seed: int = 0):
+def _search_option(generations: int, budget_s: float, parser, seed: int = 0,
+                   max_sweeps: int | None = None):
     """`fit_cell`'s `search=` from `--search-generations` (0: no search),
     `--search-budget` [s] (0: no time limit — the generation count alone decides, so
-    the fit is reproducible on any machine) and `--seed` (the search's draws)."""
+    the fit is reproducible on any machine), `--seed` (the search's draws) and
+    `--search-sweeps` (None: fit_cell's default; 0: every fitted sweep)."""
     if generations < 0:
         parser.error(f"--search-generations must be >= 0, got {generations}")
     if not (math.isfinite(budget_s) and budget_s >= 0):
         parser.error(f"--search-budget must be >= 0 s (0: no limit), got {budget_s}")
+    if max_sweeps is not None and max_sweeps < 0:
+        parser.error(f"--search-sweeps must be >= 0 (0: every fitted sweep), got {max_sweeps}")
     if generations == 0:
         return False
-    return {"generations": generations, "time_budget_s": budget_s or None, "seed": seed}
+    opts = {"generations": generations, "time_budget_s": budget_s or None, "seed": seed}
+    if max_sweeps is not None:
+        opts["max_sweeps"] = max_sweeps or None
+    return opts
 
 
 def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
@@ -402,7 +415,7 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
             steps=args.steps if args.steps is not None else 12,
             **({} if args.passive_steps is None else {"passive_steps": args.passive_steps}),
             search=_search_option(args.search_generations, args.search_budget, parser,
-                                  args.seed),
+                                  args.seed, args.search_sweeps),
             checkpoint=checkpoint, resume=args.resume, progress=args.progress,
         )
     except fitting.FitInterrupted as e:
@@ -576,6 +589,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "120; how many generations fit in it depends on the machine, "
                           "so 0 — no limit, --search-generations alone — makes the fit "
                           "reproducible)")
+    fit.add_argument("--search-sweeps", type=int, default=None, metavar="N",
+                     help="cell models: the global search scores candidates on at most "
+                          "N of the fitted sweeps (default 4: the nearest below "
+                          "rheobase and spiking ones from the fewest spikes to the "
+                          "most, see fitting.search_sweeps; 0: all of them, slower); "
+                          "the local fit uses them all")
     fit.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
                      help="write the checkpoint every N steps (default 10)")
     fit.add_argument("--resume", action="store_true",

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fitting
 import hhjax
@@ -320,6 +322,60 @@ def test_spike_widths_of_a_known_shape():
 # fit_cell
 
 
+def _spiking_recording(counts, currents=None):
+    """Sweeps with `counts[s]` square 1 ms spikes to +20 mV (else −70 mV) and step
+    currents `currents` [pA] (default: rising with the sweep)."""
+    t = np.arange(0.0, 200.0, 0.1)
+    currents = np.arange(len(counts)) * 25.0 - 50.0 if currents is None else currents
+    v = np.full((len(counts), t.size), -70.0)
+    for s, n in enumerate(counts):
+        for k in range(n):
+            v[s, (t >= 20 + 15 * k) & (t < 21 + 15 * k)] = 20.0
+    i = np.stack([np.where((t >= 10) & (t < 190), a, 0.0) for a in currents])
+    return hhjax.Recording(t, v, i_pA=i)
+
+
+def test_search_sweeps_spans_the_responses():
+    """The search's sweeps: the silent one nearest rheobase, the spiking ones from
+    the fewest spikes to the most, then the passive ones from the least current."""
+    rec = _spiking_recording([0, 0, 0, 0, 0, 1, 3, 5, 8])
+    assert fitting.search_sweeps(rec, 4) == [4, 5, 7, 8]
+    assert fitting.search_sweeps(rec, 2) == [4, 7]  # one spiking place: the median
+    assert fitting.search_sweeps(rec, 1) == [7]  # a spiking one
+    assert fitting.search_sweeps(rec, 6) == [0, 4, 5, 6, 7, 8]  # then the most negative
+    assert fitting.search_sweeps(rec, 9) == list(range(9))
+    assert fitting.search_sweeps(rec, 20) == list(range(9))
+    # every sweep fires (a spontaneously active cell): both ends and between
+    assert fitting.search_sweeps(_spiking_recording([2, 1, 4, 6, 9, 12]), 3) == [1, 2, 5]
+    # none fires (a passive recording): spread over the currents
+    assert fitting.search_sweeps(_spiking_recording([0] * 6), 3) == [0, 2, 5]
+    # the order of the sweeps does not matter, the spikes and currents do
+    rec2 = _spiking_recording([5, 0, 8, 1, 0], currents=[60.0, -20.0, 90.0, 40.0, 20.0])
+    assert fitting.search_sweeps(rec2, 3) == [2, 3, 4]
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="positive number of sweeps"):
+            fitting.search_sweeps(rec, bad)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=12), st.integers(1, 6))
+def test_search_sweeps_properties(counts, k):
+    """min(k, n) distinct sorted sweeps; with a spiking sweep and k ≥ 2 the one with
+    the most spikes is among them; with silent and spiking sweeps and k ≥ 2, the
+    silent one with the most current."""
+    rec = _spiking_recording(counts)
+    got = fitting.search_sweeps(rec, k)
+    assert got == sorted(set(got)) and len(got) == min(k, len(counts))
+    assert all(0 <= s < len(counts) for s in got)
+    spiking = [s for s, n in enumerate(counts) if n]
+    silent = [s for s, n in enumerate(counts) if not n]
+    if spiking and len(counts) > k >= (3 if silent else 2):
+        most = max(spiking, key=lambda s: (counts[s], s))
+        assert most in got
+    if spiking and silent and k >= 2:
+        assert max(silent) in got  # currents rise with the sweep index
+
+
 def test_fit_cell_argument_errors():
     t = np.arange(0.0, 100.0, 0.1)
     rec = hhjax.Recording(t, np.full((3, t.size), -70.0), i_pA=np.zeros((3, t.size)))
@@ -336,6 +392,9 @@ def test_fit_cell_argument_errors():
     for bad in (-1, 2.5):
         with pytest.raises(ValueError, match="`passive_steps` must be an integer ≥ 0"):
             fitting.fit_cell(rec, sweeps=[0], passive_steps=bad)
+    for bad in (0, -2, 1.5, True, "4"):
+        with pytest.raises(ValueError, match=r"`search\['max_sweeps'\]` must be None"):
+            fitting.fit_cell(rec, sweeps=[0], search={"max_sweeps": bad})
     dens = hhjax.Recording(t, np.full((1, t.size), -70.0), i_uA_per_cm2=np.zeros((1, t.size)))
     with pytest.raises(ValueError, match="must be in pA"):
         fitting.fit_cell(dens)
@@ -503,6 +562,8 @@ def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path, c
     assert summary["settings"]["search"]["method"] == "cma"
     assert summary["settings"]["search"]["generations"] == 30
     assert summary["settings"]["search"]["time_budget_s"] is None
+    # it scored on every fitted sweep (no more than 4), named by the file's indices
+    assert summary["settings"]["search"]["sweeps"] == [0, 4, 6, 8]
     assert not any("global search ran" in w for w in summary["warnings"])
     # standard errors belong to the local fit: present when it is kept, else none
     errs = [summary["stderr"][k] for k in summary["params"]]
@@ -553,6 +614,15 @@ def test_cli_search_options():
     assert _search_option(10, 60.0, parser, 3) == {"generations": 10, "time_budget_s": 60.0,
                                                    "seed": 3}
     assert _search_option(0, 60.0, parser) is False
+    # --search-sweeps: 0 is every fitted sweep, absent is fit_cell's default
+    assert _search_option(10, 0.0, parser, 0, 0)["max_sweeps"] is None
+    assert _search_option(10, 0.0, parser, 0, 2)["max_sweeps"] == 2
+    assert "max_sweeps" not in _search_option(10, 0.0, parser, 0, None)
+    with pytest.raises(SystemExit):
+        _search_option(10, 0.0, parser, 0, -1)
+    assert parser.parse_args(["fit", "c.npz", "--out", "o"]).search_sweeps is None
+    assert parser.parse_args(["fit", "c.npz", "--out", "o", "--search-sweeps", "3"]
+                             ).search_sweeps == 3
     # --seed reaches the cell search (it seeded only --model hh's starts before)
     args = parser.parse_args(["fit", "cell.npz", "--out", "o", "--seed", "7"])
     assert _search_option(args.search_generations, args.search_budget, parser,
