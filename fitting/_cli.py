@@ -352,6 +352,13 @@ def _renumbered(cf, file_index):
     )
 
 
+def _stage_budget(budget_s: float, parser) -> float | None:
+    """`fit_cell`'s `stage_budget_s` from `--stage-budget` [s] (0: no time limit)."""
+    if not (math.isfinite(budget_s) and budget_s >= 0):
+        parser.error(f"--stage-budget must be >= 0 s (0: no limit), got {budget_s}")
+    return budget_s or None
+
+
 def _search_option(generations: int, budget_s: float, parser, seed: int = 0,
                    max_sweeps: int | None = None):
     """`fit_cell`'s `search=` from `--search-generations` (0: no search),
@@ -384,6 +391,7 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
     if args.passive_steps is not None and args.passive_steps < 0:
         parser.error(f"--passive-steps must be >= 0 (0: no passive stage), got "
                      f"{args.passive_steps}")
+    stage_budget_s = _stage_budget(args.stage_budget, parser)
     window = "auto"
     if args.t_start is not None or args.t_end is not None:
         window = (args.t_start if args.t_start is not None else rec.t0,
@@ -414,6 +422,7 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
             capacitance_pF=args.capacitance_pF, area_cm2=args.area_cm2,
             steps=args.steps if args.steps is not None else 12,
             **({} if args.passive_steps is None else {"passive_steps": args.passive_steps}),
+            stage_budget_s=stage_budget_s,
             search=_search_option(args.search_generations, args.search_budget, parser,
                                   args.seed, args.search_sweeps),
             checkpoint=checkpoint, resume=args.resume, progress=args.progress,
@@ -589,6 +598,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "120; how many generations fit in it depends on the machine, "
                           "so 0 — no limit, --search-generations alone — makes the fit "
                           "reproducible)")
+    fit.add_argument("--stage-budget", type=float, default=60.0, metavar="S",
+                     help="cell models: time budget [s] of each Levenberg–Marquardt "
+                          "stage (the passive one and the local fit after the search; "
+                          "default 60; 0: no limit, their step counts alone)")
     fit.add_argument("--search-sweeps", type=int, default=None, metavar="N",
                      help="cell models: the global search scores candidates on at most "
                           "N of the fitted sweeps (default 4: the nearest below "

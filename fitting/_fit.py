@@ -373,7 +373,8 @@ class FitResult:
       `evaluations`, `converged` (the start's final loss within 1 % of the best).
     - `best_start`: index of the best start; `spread`: name → (min, max) over the
       converged starts.
-    - `status`: `"converged"`, `"max_steps"` or `"interrupted"`.
+    - `status`: `"converged"`, `"max_steps"`, `"time_budget"` (stopped by
+      `fit(time_budget_s=)`) or `"interrupted"`.
     - `evaluations`: total loss/Jacobian evaluations of the best start (after a
       retry, see `fit(retry=...)`, those of both passes' best starts);
       `wall_time`: seconds; `settings`: what was run (JSON-serialisable);
@@ -796,6 +797,7 @@ def fit(
     progress: bool | None = None,
     callback: Callable[[str, int, OptimizerState], None] | None = None,
     retry: bool | None = None,
+    time_budget_s: float | None = None,
     devices: Sequence[Any] | None = None,
     _start_values: Sequence[Mapping[str, float]] | None = None,
 ) -> FitResult:
@@ -850,6 +852,12 @@ def fit(
       and with one start (it then costs time only on fits that end above the noise;
       on data the model cannot reproduce to the noise level that is every fit).
       With your own stages it needs `uncertainty=True` (the residual σ).
+    - `time_budget_s`: wall-time budget of the stages [s], compilation included
+      (default `None`: the step counts alone). A step is not started when, at the
+      last step's pace, it would end after the budget (the first step always runs);
+      the fit then ends with `status == "time_budget"` from its best point so far,
+      skipping later stages and the retry. The standard errors are computed after
+      it, outside the budget.
 
     **Returns:** a [`fitting.FitResult`][].
 
@@ -903,6 +911,14 @@ def fit(
         )
     if int(checkpoint_every) != checkpoint_every or checkpoint_every < 1:
         raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every}.")
+    if time_budget_s is not None and not (
+        isinstance(time_budget_s, (int, float, np.floating, np.integer))
+        and not isinstance(time_budget_s, bool)
+        and math.isfinite(time_budget_s) and time_budget_s > 0
+    ):
+        raise ValueError(
+            f"`time_budget_s` must be None or a wall time > 0 [s], got {time_budget_s!r}."
+        )
     if resume and checkpoint is None:
         raise ValueError("`resume=True` needs `checkpoint=` (the file to resume from).")
     if simulator is None:
@@ -1147,6 +1163,11 @@ def fit(
     evals_done = np.asarray(resume_header["evaluations"]) if resume_header else np.zeros(starts, int)
     try:
         for stage_i in range(first_stage, len(stages)):
+            if (time_budget_s is not None and stage_i > first_stage
+                    and not stages[stage_i - 1].branch
+                    and time.perf_counter() - t_wall > time_budget_s):
+                status = "time_budget"  # spent before this stage: keep the last one's
+                break
             st = stages[stage_i]
             opt, obj = _prepare(st.optimizer, objectives[stage_i])
             name = st.name or f"stage {stage_i}"
@@ -1162,6 +1183,7 @@ def fit(
             while k < n_steps:
                 if bool(jnp.all(state.done)):
                     break
+                t_step = time.perf_counter()
                 state = _vstep(opt, state, obj)
                 k += 1
                 best = float(jnp.min(state.best_loss))
@@ -1173,7 +1195,21 @@ def fit(
                     _save_checkpoint(
                         checkpoint, header(stage_i, k, u_stage_start, evals_done), state
                     )
+                now = time.perf_counter()
+                if (time_budget_s is not None and k < n_steps
+                        and not bool(jnp.all(state.done))
+                        and (now - t_wall) + (now - t_step) > time_budget_s):
+                    status = "time_budget"  # the next step would end past the budget
+                    break
             bar.end_stage()
+            if status == "time_budget":
+                if checkpoint is not None:  # a resume continues this stage at step k
+                    _save_checkpoint(
+                        checkpoint, header(stage_i, k, u_stage_start, evals_done), state
+                    )
+                U = state.best_u
+                evals_done = evals_done + np.asarray(state.evaluations)
+                break
             if stage_i == len(stages) - 1 and not bool(jnp.all(state.done)):
                 status = "max_steps"
             if st.branch:
@@ -1220,7 +1256,7 @@ def fit(
     )
     if retry is None:
         retry = default_strategy and checkpoint is None and starts == 1 and _start_values is None
-    if not retry or _start_values is not None:
+    if not retry or _start_values is not None or status == "time_budget":
         return result
     # ---- retry from the other starting points when the fit ended above the noise
     sigma_fit = math.sqrt(max(result.loss, 0.0)) if default_strategy else result.noise_sigma
@@ -1249,11 +1285,15 @@ def fit(
             alts.append(c)
     if not alts:
         return result
+    left_s = None if time_budget_s is None else time_budget_s - (time.perf_counter() - t_wall)
+    if left_s is not None and left_s <= 0:
+        return result
     second = _call_fit(
         params, data, fit, bounds=bounds, loss=loss, optimizer=optimizer,
         stages=stages_arg, init="initial", simulator=simulator, per_sweep=per_sweep,
         area_cm2=area_cm2, capacitance_pF=capacitance_pF, uncertainty=uncertainty,
         progress=progress, callback=callback, retry=False, _start_values=alts,
+        time_budget_s=left_s,
     )
     note = (
         f"The first pass ended with a residual σ of {sigma_fit:.3g} mV, above the "

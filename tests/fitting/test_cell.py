@@ -395,6 +395,9 @@ def test_fit_cell_argument_errors():
     for bad in (0, -2, 1.5, True, "4"):
         with pytest.raises(ValueError, match=r"`search\['max_sweeps'\]` must be None"):
             fitting.fit_cell(rec, sweeps=[0], search={"max_sweeps": bad})
+    for bad in (0.0, -5.0, math.nan, True):
+        with pytest.raises(ValueError, match="`stage_budget_s` must be None or a wall time"):
+            fitting.fit_cell(rec, sweeps=[0], stage_budget_s=bad)
     dens = hhjax.Recording(t, np.full((1, t.size), -70.0), i_uA_per_cm2=np.zeros((1, t.size)))
     with pytest.raises(ValueError, match="must be in pA"):
         fitting.fit_cell(dens)
@@ -402,6 +405,21 @@ def test_fit_cell_argument_errors():
         fitting.CellModel("x", hhjax.pospischil("RS"),
                           {"g_leak": "channels.leak.g", "e_leak": "channels.leak.e"},
                           {"g_x": "channels.xx.g"}, {})
+
+
+def test_fit_cell_stage_budget_cuts_its_stages_short():
+    """`stage_budget_s`: each Levenberg–Marquardt stage takes no step past its
+    budget (its first evaluation always runs), and a warning says so."""
+    truth = hhjax.pospischil("RS", g_leak=0.04, e_leak=-68.0)
+    rec = _cell_recording(truth, [-60.0, 150.0], t_end=150.0, on=20.0, off=120.0,
+                          noise=0.2)
+    cf = fitting.fit_cell(rec, "pospischil-rs", search=False, steps=5, passive_steps=5,
+                          stage_budget_s=1e-3, progress=False)
+    assert cf.settings["stage_budget_s"] == 1e-3 and cf.status == "time_budget"
+    assert any(w.startswith("the passive stage took 0 of its 5 steps within its 0.001 s "
+                            "budget") for w in cf.warnings), cf.warnings
+    assert any(w.startswith("the local fit took 0 of its 5 steps") for w in cf.warnings)
+    assert all(math.isfinite(v) for v in cf.values.values())
 
 
 @pytest.fixture(scope="module", params=[0, 1])
@@ -601,6 +619,9 @@ def test_cli_rejects_overlapping_and_unknown_sweeps(shared_dir, tmp_path, capsys
     with pytest.raises(SystemExit):
         cli_main(["fit", f, "--passive-steps", "-1", "--out", str(tmp_path)])
     assert "--passive-steps must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["fit", f, "--stage-budget", "-1", "--out", str(tmp_path)])
+    assert "--stage-budget must be >= 0 s" in capsys.readouterr().err
 
 
 def test_cli_search_options():
@@ -628,6 +649,10 @@ def test_cli_search_options():
     assert _search_option(args.search_generations, args.search_budget, parser,
                           args.seed)["seed"] == 7
     assert args.passive_steps is None  # fit_cell's default
+    from fitting._cli import _stage_budget
+
+    assert args.stage_budget == 60.0 and _stage_budget(args.stage_budget, parser) == 60.0
+    assert _stage_budget(0.0, parser) is None  # no limit
     assert parser.parse_args(["fit", "c.npz", "--out", "o", "--passive-steps", "0"]
                              ).passive_steps == 0
 

@@ -9,6 +9,7 @@ optimiser steps are shared between tests (see fitting/_fit.py: `_vstep` is an
 import json
 import math
 import shutil
+import time
 import warnings
 
 import diffrax
@@ -296,6 +297,55 @@ def test_resume_from_a_periodic_checkpoint(recording, base, tmp_path):
     assert calls[0] == (stage, 3)
     assert res.values == base.values
     assert res.history == base.history
+
+
+def test_a_time_budget_stops_the_fit_and_its_checkpoint_resumes(recording, base, tmp_path):
+    """`time_budget_s`: no step starts that would end past the budget, the first
+    always runs. A budget shorter than one step stops after it ("time_budget", the
+    best point so far, standard errors still computed); its checkpoint resumes to
+    the uninterrupted result, bit for bit."""
+    ck = tmp_path / "ck.npz"
+    cut = _fit(recording, checkpoint=ck, time_budget_s=1e-3)
+    assert cut.status == "time_budget"
+    assert cut.history == base.history[:1]
+    assert cut.loss == pytest.approx(base.history[0][2])
+    assert all(math.isfinite(v) for v in cut.values.values())
+    assert all(math.isfinite(v) and v > 0 for v in cut.stderr.values())
+    res = _fit(recording, checkpoint=ck, resume=True)
+    assert res.values == base.values and res.loss == base.loss
+    assert res.history == base.history and res.status == base.status
+    assert res.evaluations == base.evaluations
+    # a budget that is not reached changes nothing
+    roomy = _fit(recording, time_budget_s=3600.0)
+    assert roomy.values == base.values and roomy.status == base.status
+    for bad in (0.0, -1.0, math.nan, math.inf, True, "60"):
+        with pytest.raises(ValueError, match="`time_budget_s` must be None or a wall time"):
+            _fit(recording, time_budget_s=bad)
+
+
+def test_a_time_budget_spent_within_a_stage_skips_the_next(recording, monkeypatch):
+    """A stage that ends on its own (its last step or converged) with the budget
+    spent is the last one run: the fit keeps its result ("time_budget"). The
+    clock jumps by 1e6 s at the first stage's last step."""
+    import types
+
+    import fitting._fit as F
+
+    first = _fit(recording, stages=TRACE_STAGES, uncertainty=False, retry=False)
+    last0 = max(h[1] for h in first.history if h[0] == "horizon 30%")
+    jump = [0.0]
+    monkeypatch.setattr(F, "time", types.SimpleNamespace(
+        perf_counter=lambda: time.perf_counter() + jump[0]))
+
+    def clock(stage, k, state):
+        if (stage, k) == ("horizon 30%", last0):
+            jump[0] = 1e6
+
+    res = _fit(recording, stages=TRACE_STAGES, uncertainty=False, retry=False,
+               time_budget_s=1e5, callback=clock)
+    assert res.status == "time_budget"
+    assert res.history == [h for h in first.history if h[0] == "horizon 30%"]
+    assert res.loss == pytest.approx(res.history[-1][2])
 
 
 def test_resume_after_completion(recording, base, tmp_path):
