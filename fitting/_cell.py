@@ -760,10 +760,11 @@ def fit_cell(
       its budget is spent (default 60; `None`: the step counts alone, the same fit
       on any machine). With the search's own 120 s it keeps a fit of many long
       sweeps near 5 min (the stages' cost grows with the fitted sweeps' total
-      duration): fs-2019 with all 14 non-held-out sweeps of 2.3 s took 455 s
-      without it (passive stage 102 s, local fit 189 s) and 271 s with it (57 s,
-      46 s: 11 and 1 steps), with the same held-out counts (53/52, 91/97,
-      117/136). A warning says when it cut a stage short.
+      duration): fs-2019 with all 14 non-held-out sweeps of 2.3 s took 297 s
+      without it on an otherwise idle 2-core CPU (passive stage 101 s, local fit
+      66 s; 455 s, the local fit 189 s, while other jobs shared the CPU) and 271 s
+      with it (57 and 46 s: 11 and 1 steps). A warning says when it cut a stage
+      short.
     - `steps`: Levenberg–Marquardt step budget of the active stage (default 12;
       on the dev-set cells the search's result was kept over the local fit on
       all four cells with the CMA-ES search, three of four with the cross-entropy
