@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 import hhjax
 
-from ._fit import AT_BOUND, FitResult, Stage, fit, versions
+from ._fit import AT_BOUND, FitResult, Stage, check_budget, fit, versions
 from ._losses import SpikeTimeLoss, SubthresholdLoss
 from ._optimizers import LevenbergMarquardt
 from ._passive import (
@@ -401,14 +401,19 @@ class CellFit:
             f"  {'':<6}{'sweep':>6} {'spikes':>11} {'count err':>10} "
             f"{'latency err':>12} {'sub-thr RMSE':>13} {'Γ':>7}"
         )
+        searched = set((self.settings.get("search") or {}).get("sweeps") or ())
+        if searched == set(self.fit_sweeps):
+            searched = set()  # the search scored every fitted sweep: nothing to mark
         for title, rows in (("fit", self.training), ("held-out", self.validation)):
             if not rows:
                 continue
-            lines.append(f" {title} sweeps:")
+            lines.append(f" {title} sweeps" + (" (* scored by the global search):"
+                                               if title == "fit" and searched else ":"))
             lines.append(head)
             for r in rows:
+                mark = "*" if title == "fit" and r["sweep"] in searched else ""
                 lines.append(
-                    f"  {'':<6}{r['sweep']:>6} {r['n_spikes_data']:>5}/{r['n_spikes_model']:<5} "
+                    f"  {mark:<6}{r['sweep']:>6} {r['n_spikes_data']:>5}/{r['n_spikes_model']:<5} "
                     f"{_fmt(r['spike_count_error'], '.1%'):>10} "
                     f"{_fmt(r['first_spike_latency_error_ms'], '+.1f'):>9} ms "
                     f"{_fmt(r['subthreshold_rmse_mV'], '.2f'):>10} mV "
@@ -848,14 +853,7 @@ def fit_cell(
         )
     if not (time_scale_ms > 0 and math.isfinite(time_scale_ms)):
         raise ValueError(f"`time_scale_ms` must be > 0 (ms), got {time_scale_ms}.")
-    if stage_budget_s is not None and not (
-        isinstance(stage_budget_s, (int, float, np.floating, np.integer))
-        and not isinstance(stage_budget_s, bool)
-        and math.isfinite(stage_budget_s) and stage_budget_s > 0
-    ):
-        raise ValueError(
-            f"`stage_budget_s` must be None or a wall time > 0 [s], got {stage_budget_s!r}."
-        )
+    check_budget("stage_budget_s", stage_budget_s)
     if not isinstance(model_spikes, (bool, np.bool_)):
         raise TypeError(f"`model_spikes` must be True or False, got {model_spikes!r}.")
     if capacitance_pF is not None and area_cm2 is not None:

@@ -911,14 +911,7 @@ def fit(
         )
     if int(checkpoint_every) != checkpoint_every or checkpoint_every < 1:
         raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every}.")
-    if time_budget_s is not None and not (
-        isinstance(time_budget_s, (int, float, np.floating, np.integer))
-        and not isinstance(time_budget_s, bool)
-        and math.isfinite(time_budget_s) and time_budget_s > 0
-    ):
-        raise ValueError(
-            f"`time_budget_s` must be None or a wall time > 0 [s], got {time_budget_s!r}."
-        )
+    check_budget("time_budget_s", time_budget_s)
     if resume and checkpoint is None:
         raise ValueError("`resume=True` needs `checkpoint=` (the file to resume from).")
     if simulator is None:
@@ -1318,6 +1311,15 @@ def fit(
         settings=settings,
         warnings=tuple(best.warnings) + (note,),
     )
+
+
+def check_budget(name: str, value) -> None:
+    """`ValueError` unless `value` is None or a finite wall time > 0 [s]."""
+    if value is not None and not (
+        isinstance(value, (int, float, np.floating, np.integer))
+        and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    ):
+        raise ValueError(f"`{name}` must be None or a wall time > 0 [s], got {value!r}.")
 
 
 def _call_fit(*args, **kwargs):

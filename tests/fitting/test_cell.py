@@ -411,8 +411,8 @@ def test_fit_cell_stage_budget_cuts_its_stages_short():
     """`stage_budget_s`: each Levenberg–Marquardt stage takes no step past its
     budget (its first evaluation always runs), and a warning says so."""
     truth = hhjax.pospischil("RS", g_leak=0.04, e_leak=-68.0)
-    rec = _cell_recording(truth, [-60.0, 150.0], t_end=150.0, on=20.0, off=120.0,
-                          noise=0.2)
+    rec = _cell_recording(truth, [-60.0, 150.0], t_end=100.0, dt=0.2, on=20.0,
+                          off=80.0, noise=0.2)
     cf = fitting.fit_cell(rec, "pospischil-rs", search=False, steps=5, passive_steps=5,
                           stage_budget_s=1e-3, progress=False)
     assert cf.settings["stage_budget_s"] == 1e-3 and cf.status == "time_budget"
@@ -420,6 +420,15 @@ def test_fit_cell_stage_budget_cuts_its_stages_short():
                             "budget") for w in cf.warnings), cf.warnings
     assert any(w.startswith("the local fit took 0 of its 5 steps") for w in cf.warnings)
     assert all(math.isfinite(v) for v in cf.values.values())
+    # the summary marks the fitted sweeps a global search scored on, when not all
+    assert "(* scored by the global search)" not in cf.summary()
+    part = dataclasses.replace(cf, settings={**cf.settings, "search": {"sweeps": [1]}})
+    rows = [ln for ln in part.summary().splitlines() if ln.strip()[:1].isdigit()
+            or ln.strip().startswith("*")]
+    assert " fit sweeps (* scored by the global search):" in part.summary()
+    assert [ln.split()[0] for ln in rows] == ["0", "*"]
+    full = dataclasses.replace(cf, settings={**cf.settings, "search": {"sweeps": [0, 1]}})
+    assert "*" not in full.summary()
 
 
 @pytest.fixture(scope="module", params=[0, 1])

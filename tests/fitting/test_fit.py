@@ -315,9 +315,6 @@ def test_a_time_budget_stops_the_fit_and_its_checkpoint_resumes(recording, base,
     assert res.values == base.values and res.loss == base.loss
     assert res.history == base.history and res.status == base.status
     assert res.evaluations == base.evaluations
-    # a budget that is not reached changes nothing
-    roomy = _fit(recording, time_budget_s=3600.0)
-    assert roomy.values == base.values and roomy.status == base.status
     for bad in (0.0, -1.0, math.nan, math.inf, True, "60"):
         with pytest.raises(ValueError, match="`time_budget_s` must be None or a wall time"):
             _fit(recording, time_budget_s=bad)
