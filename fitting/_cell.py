@@ -784,8 +784,8 @@ def fit_cell(
       all 14 of its non-held-out sweeps fitted (`hhjax fit FILE --validate
       5,10,14`), scoring on all of them let the 120 s budget run 6 generations
       and the held-out sweeps 10/14 got 1/21 spikes (the cell fires 10/16, Γ
-      −0.01/0.05); on 4 (sweeps 4, 6, 11, 16) it ran 29, 3/11 spikes (Γ
-      0.14/0.11), in 252 s all told). `fit.json`'s
+      −0.01/0.05); on 4 (sweeps 4, 6, 11, 16) it ran 30, 3/11 spikes (Γ
+      0.14/0.11), in 228 s all told). `fit.json`'s
       `settings.search` records the search's `history`, `spread`, why it
       `stopped` and the `sweeps` it scored on. Doubling the generations to 60 lowered every dev cell's
       fitted-sweep score but not its held-out errors (docs/fitting_real.md).
