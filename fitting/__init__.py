@@ -42,6 +42,7 @@ from ._passive import stimulus_span as stimulus_span
 from ._report import plot_fit as plot_fit
 from ._report import predict as predict
 from ._report import write_report as write_report
+from ._search import SearchInterrupted as SearchInterrupted
 from ._search import SearchResult as SearchResult
 from ._search import cell_score as cell_score
 from ._search import search_cell as search_cell

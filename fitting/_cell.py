@@ -806,8 +806,9 @@ def fit_cell(
 
     **Raises:** `TypeError`/`ValueError` for invalid arguments (recording not in pA,
     unknown sweeps, overlapping fit and validation sweeps, no passive estimate and
-    no capacitance given); [`fitting.FitInterrupted`][] on Ctrl-C (best-so-far
-    result of the active stage).
+    no capacitance given); on Ctrl-C, [`fitting.SearchInterrupted`][] during the
+    global search (its best candidate so far) and [`fitting.FitInterrupted`][]
+    during a Levenberg–Marquardt stage (that stage's best so far).
 
     **Example:**
 

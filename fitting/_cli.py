@@ -439,6 +439,28 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
         print(f"\ninterrupted: best-so-far result written to {out / 'fit.json'}; "
               f"continue with the same command plus --resume")
         return EXIT_INTERRUPTED
+    except fitting.SearchInterrupted as e:
+        import json
+        import os
+
+        r = e.result
+        summary = {
+            "data": str(path.resolve()), "model": model, "status": "interrupted",
+            "interrupted_in": "search",
+            "search": {"values": r.values,
+                       "score": r.score if math.isfinite(r.score) else None,
+                       "generations_run": len(r.history), "history": r.history,
+                       "spread": r.spread, "n_evaluated": r.n_evaluated,
+                       "wall_time_s": r.wall_time},
+            "validation": [],
+        }
+        tmp = out / "fit.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=1, allow_nan=False))
+        os.replace(tmp, out / "fit.json")
+        print(f"\ninterrupted during the global search after {len(r.history)} "
+              f"generation(s): its best candidate so far written to {out / 'fit.json'} "
+              "(\"search\": values in the parameters' units)")
+        return EXIT_INTERRUPTED
     except (ValueError, TypeError) as e:
         parser.error(str(e))
     if file_index != list(range(rec.n_sweeps)):

@@ -41,7 +41,8 @@ class SearchResult:
       search's own measure of convergence: it shrinks as the search settles,
       while the best score can stay flat for generations before a drop).
     - `stopped`: why the search ended: `"generations"` (it ran all of them),
-      `"time_budget"` or `"converged"` (the spread fell below `xtol`).
+      `"time_budget"`, `"converged"` (the spread fell below `xtol`) or
+      `"interrupted"` (Ctrl-C; see [`fitting.SearchInterrupted`][]).
 
     **Example** (needs a search: tens of seconds; see [`fitting.search_cell`][]):
 
@@ -61,6 +62,33 @@ class SearchResult:
     wall_time: float
     spread: list[float] = dataclasses.field(default_factory=list)
     stopped: str = "generations"
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """Raised by [`fitting.search_cell`][] (and so by [`fitting.fit_cell`][] and
+    `hhjax fit` during their global search) on Ctrl-C: `.result` is the
+    best-so-far [`fitting.SearchResult`][] (`stopped="interrupted"`, the
+    generations finished before the interrupt) and `.membrane` the membrane with its
+    values. A subclass of `KeyboardInterrupt`, so an uncaught one still stops a
+    script.
+
+    **Example:**
+
+    ```python
+    try:
+        membrane, found = fitting.search_cell(mb, rec, labels, bounds, area_cm2=area)
+    except fitting.SearchInterrupted as stop:
+        membrane, found = stop.membrane, stop.result    # best so far
+    ```
+    """
+
+    def __init__(self, result: SearchResult, membrane: hhjax.Membrane):
+        super().__init__(
+            f"global search interrupted after {len(result.history)} generation(s); "
+            f"best score so far {result.score:.4g}"
+        )
+        self.result = result
+        self.membrane = membrane
 
 
 def _crossings(v: np.ndarray, threshold: float) -> np.ndarray:
@@ -347,7 +375,8 @@ def search_cell(
 
     **Raises:** `ValueError` for a label without bounds, nothing to search (no
     labels, no `area_bounds`), a bad size argument, an unknown `method` or a
-    `spread` value that is not a finite number > 0.
+    `spread` value that is not a finite number > 0;
+    [`fitting.SearchInterrupted`][] on Ctrl-C (the best candidate so far).
 
     **Example** (a real-cell recording in pA; tens of seconds):
 
@@ -468,40 +497,49 @@ def search_cell(
     n_eval = 0
     spreads: list[float] = []
     stopped = "generations"
-    for g in range(int(generations)):
-        t_gen = time.perf_counter()
-        score, terms = evaluate(u)
-        n_eval += N
-        score = np.where(np.isfinite(score), score, np.inf)
-        j = int(np.argmin(score))
-        if score[j] < best_s:
-            best_u, best_s = u[j].copy(), float(score[j])
-            best_terms = {k: v[j].tolist() for k, v in terms.items()}
-        history.append(best_s)
-        spreads.append(float(np.max(np.std(u, axis=0))))
-        if progress:
-            print(f"  search generation {g + 1}: best score {best_s:.3f}, "
-                  f"spread {spreads[-1]:.3f}", flush=True)
-        if g + 1 == int(generations):
-            break
-        if xtol is not None and spreads[-1] < xtol:
-            stopped = "converged"
-            break
-        now = time.perf_counter()
-        if time_budget_s is not None and (now - t_wall) + (now - t_gen) > time_budget_s:
-            stopped = "time_budget"
-            break  # the next generation would end past the budget
-        u = step.send(score)
-    values = {k: float(maps[j][1](best_u[j])) for j, k in enumerate(names)}
-    mb = set_parameters(membrane, {labels[k]: jnp.asarray(v, dtype) for k, v in values.items()
-                                   if k != "area_cm2"})
-    return mb, SearchResult(
-        values=values,
-        score=float(history[-1]),
-        terms=best_terms or {},
-        history=history,
-        n_evaluated=n_eval,
-        wall_time=time.perf_counter() - t_wall,
-        spread=spreads,
-        stopped=stopped,
-    )
+
+    def result(stopped):
+        values = {k: float(maps[j][1](best_u[j])) for j, k in enumerate(names)}
+        mb = set_parameters(membrane, {labels[k]: jnp.asarray(v, dtype)
+                                       for k, v in values.items() if k != "area_cm2"})
+        return mb, SearchResult(
+            values=values,
+            score=float(history[-1]) if history else math.inf,
+            terms=best_terms or {},
+            history=history,
+            n_evaluated=n_eval,
+            wall_time=time.perf_counter() - t_wall,
+            spread=spreads,
+            stopped=stopped,
+        )
+
+    try:
+        for g in range(int(generations)):
+            t_gen = time.perf_counter()
+            score, terms = evaluate(u)
+            score = np.where(np.isfinite(score), score, np.inf)
+            n_eval += N
+            j = int(np.argmin(score))
+            if score[j] < best_s:
+                best_u, best_s = u[j].copy(), float(score[j])
+                best_terms = {k: v[j].tolist() for k, v in terms.items()}
+            history.append(best_s)
+            spreads.append(float(np.max(np.std(u, axis=0))))
+            if progress:
+                print(f"  search generation {g + 1}: best score {best_s:.3f}, "
+                      f"spread {spreads[-1]:.3f}", flush=True)
+            if g + 1 == int(generations):
+                break
+            if xtol is not None and spreads[-1] < xtol:
+                stopped = "converged"
+                break
+            now = time.perf_counter()
+            if time_budget_s is not None and (now - t_wall) + (now - t_gen) > time_budget_s:
+                stopped = "time_budget"
+                break  # the next generation would end past the budget
+            u = step.send(score)
+    except KeyboardInterrupt:
+        # the generations finished so far are kept (one being scored is not)
+        mb, res = result("interrupted")
+        raise SearchInterrupted(res, mb) from None
+    return result(stopped)

@@ -633,6 +633,65 @@ def test_cli_rejects_overlapping_and_unknown_sweeps(shared_dir, tmp_path, capsys
     assert "--stage-budget must be >= 0 s" in capsys.readouterr().err
 
 
+def test_ctrl_c_in_the_search_keeps_its_best_so_far(monkeypatch):
+    """Ctrl-C during `search_cell` raises `SearchInterrupted` (a KeyboardInterrupt)
+    holding the best candidate of the generations finished before it."""
+    import fitting._search as S
+
+    truth = hhjax.pospischil("RS", g_leak=0.04, e_leak=-68.0)
+    rec = _cell_recording(truth, [150.0], t_end=60.0, dt=0.2, on=10.0, off=50.0)
+    model = fitting.cell_model("pospischil-rs")
+    score = S.cell_score
+    calls = []
+
+    def interrupting(*a, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return score(*a, **kw)
+
+    monkeypatch.setattr(S, "cell_score", interrupting)
+    labels = {k: model.labels[k] for k in ("g_na", "g_kd")}
+    with pytest.raises(fitting.SearchInterrupted) as e:
+        fitting.search_cell(truth, rec, labels, {k: model.bounds[k] for k in labels},
+                            area_cm2=AREA, population=8, generations=5,
+                            time_budget_s=None)
+    assert isinstance(e.value, KeyboardInterrupt)
+    res = e.value.result
+    assert res.stopped == "interrupted" and len(res.history) == 2
+    assert res.n_evaluated == 16 and res.score == res.history[-1] < math.inf
+    for k, path in labels.items():
+        lo, hi = model.bounds[k]
+        assert lo < res.values[k] < hi
+        assert float(get_parameter(e.value.membrane, path)) == pytest.approx(res.values[k])
+
+
+def test_cli_writes_the_searchs_best_on_ctrl_c(tmp_path, monkeypatch, capsys):
+    """`hhjax fit` interrupted in the global search writes its best candidate so
+    far to fit.json (status "interrupted") and exits with 130."""
+    import fitting._cell as C
+
+    truth = hhjax.pospischil("RS", g_leak=0.04, e_leak=-68.0)
+    rec = _cell_recording(truth, [-60.0, 150.0], t_end=120.0, dt=0.2, on=20.0, off=100.0)
+    rec.save_npz(tmp_path / "cell.npz")
+    found = fitting.SearchResult(values={"g_na": 60.0}, score=0.8, terms={},
+                                 history=[1.2, 0.8], n_evaluated=512, wall_time=3.0,
+                                 spread=[0.15, 0.12], stopped="interrupted")
+
+    def interrupted(mb, *a, **kw):
+        raise fitting.SearchInterrupted(found, mb)
+
+    monkeypatch.setattr(C, "search_cell", interrupted)
+    rc = cli_main(["fit", str(tmp_path / "cell.npz"), "--model", "pospischil-rs",
+                   "--passive-steps", "0", "--out", str(tmp_path / "out"), "--no-progress"])
+    assert rc == 130
+    summary = json.loads((tmp_path / "out" / "fit.json").read_text())
+    assert summary["status"] == "interrupted" and summary["interrupted_in"] == "search"
+    assert summary["search"]["values"] == {"g_na": 60.0}
+    assert summary["search"]["generations_run"] == 2 and summary["search"]["score"] == 0.8
+    assert "interrupted during the global search after 2 generation(s)" in capsys.readouterr().out
+
+
 def test_cli_search_options():
     """`--search-budget 0` is no time limit (the generation count alone: the same
     fit on any machine); `--search-generations 0` skips the search."""
