@@ -413,7 +413,8 @@ class CellFit:
             for r in rows:
                 mark = "*" if title == "fit" and r["sweep"] in searched else ""
                 lines.append(
-                    f"  {mark:<6}{r['sweep']:>6} {r['n_spikes_data']:>5}/{r['n_spikes_model']:<5} "
+                    f"  {mark:<6}{r['sweep']:>6} "
+                    f"{r['n_spikes_data']:>5}/{r['n_spikes_model']:<5} "
                     f"{_fmt(r['spike_count_error'], '.1%'):>10} "
                     f"{_fmt(r['first_spike_latency_error_ms'], '+.1f'):>9} ms "
                     f"{_fmt(r['subthreshold_rmse_mV'], '.2f'):>10} mV "
@@ -565,15 +566,18 @@ def _coarsen(rec: hhjax.Recording, dt_ms: float) -> hhjax.Recording:
 
 
 
-def search_sweeps(recording: hhjax.Recording, k: int, threshold: float = -20.0) -> list[int]:
+def search_sweeps(
+    recording: hhjax.Recording, k: int, threshold: float = -20.0
+) -> list[int]:
     """The sweeps of `recording` a global search scores on when it may use at most
     `k` of them: every sweep when there are at most `k`; otherwise the silent sweep
-    with the most current (the nearest below rheobase; for `k` ≥ 2), then spiking sweeps evenly
-    spaced from the fewest to the most recorded spikes (the rheobase sweep and the
-    strongest one included; with one place left, the median one), then silent
-    sweeps from the least current up (the passive responses). A search costs in proportion to the sweeps it simulates, so
-    within its time budget this keeps its generations at those of a few hand-picked
-    sweeps that span the cell's responses.
+    with the most current (the nearest below rheobase; for `k` ≥ 2), then spiking
+    sweeps evenly spaced from the fewest to the most recorded spikes (the rheobase
+    sweep and the strongest one included; with one place left, the median one),
+    then silent sweeps from the least current up (the passive responses). A search
+    costs in proportion to the sweeps it simulates, so within its time budget this
+    keeps its generations at those of a few hand-picked sweeps that span the
+    cell's responses.
 
     **Arguments:** `recording` in pA (the fitted sweeps); `k` ≥ 1; `threshold` [mV]
     (spikes as [`hhjax.recorded_spike_times`][] counts them).
@@ -787,8 +791,9 @@ def fit_cell(
       −0.01/0.05); on 4 (sweeps 4, 6, 11, 16) it ran 30, 3/11 spikes (Γ
       0.14/0.11), in 228 s all told). `fit.json`'s
       `settings.search` records the search's `history`, `spread`, why it
-      `stopped` and the `sweeps` it scored on. Doubling the generations to 60 lowered every dev cell's
-      fitted-sweep score but not its held-out errors (docs/fitting_real.md).
+      `stopped` and the `sweeps` it scored on. Doubling the generations to 60
+      lowered every dev cell's fitted-sweep score but not its held-out errors
+      (docs/fitting_real.md).
     - `model_spikes`: the local stage's sub-threshold term also leaves out the
       samples near the model's matched spikes
       ([`fitting.SubthresholdLoss`][]`(model_spikes=True)`). Off by default: on a

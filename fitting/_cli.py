@@ -370,7 +370,8 @@ def _search_option(generations: int, budget_s: float, parser, seed: int = 0,
     if not (math.isfinite(budget_s) and budget_s >= 0):
         parser.error(f"--search-budget must be >= 0 s (0: no limit), got {budget_s}")
     if max_sweeps is not None and max_sweeps < 0:
-        parser.error(f"--search-sweeps must be >= 0 (0: every fitted sweep), got {max_sweeps}")
+        parser.error(
+            f"--search-sweeps must be >= 0 (0: every fitted sweep), got {max_sweeps}")
     if generations == 0:
         return False
     opts = {"generations": generations, "time_budget_s": budget_s or None, "seed": seed}

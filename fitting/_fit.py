@@ -1278,7 +1278,8 @@ def fit(
             alts.append(c)
     if not alts:
         return result
-    left_s = None if time_budget_s is None else time_budget_s - (time.perf_counter() - t_wall)
+    left_s = (None if time_budget_s is None
+              else time_budget_s - (time.perf_counter() - t_wall))
     if left_s is not None and left_s <= 0:
         return result
     second = _call_fit(
@@ -1319,7 +1320,8 @@ def check_budget(name: str, value) -> None:
         isinstance(value, (int, float, np.floating, np.integer))
         and not isinstance(value, bool) and math.isfinite(value) and value > 0
     ):
-        raise ValueError(f"`{name}` must be None or a wall time > 0 [s], got {value!r}.")
+        raise ValueError(
+            f"`{name}` must be None or a wall time > 0 [s], got {value!r}.")
 
 
 def _call_fit(*args, **kwargs):
