@@ -970,7 +970,7 @@ def fit_cell(
                 **(dict(search) if isinstance(search, Mapping) else {})}
         spread = {k: 0.05 for k in cm.passive}
         spread.update(opts.pop("spread", {}))
-        max_sweeps = opts.pop("max_sweeps", SEARCH_MAX_SWEEPS)
+        opts.pop("max_sweeps", None)  # checked above
         sub = (list(range(rec_fit.n_sweeps)) if max_sweeps is None
                else search_sweeps(rec_fit, int(max_sweeps), threshold_mV))
         rec_search = rec_fit if len(sub) == rec_fit.n_sweeps else rec_fit.select(sub)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
+import os
 import pathlib
 import sys
 import time
@@ -352,11 +354,23 @@ def _renumbered(cf, file_index):
     )
 
 
+def _write_json(path: pathlib.Path, obj) -> None:
+    """`obj` as JSON at `path`, atomically (a Ctrl-C never leaves half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, allow_nan=False))
+    os.replace(tmp, path)
+
+
+def _budget_flag(flag: str, budget_s: float, parser) -> float | None:
+    """A time budget [s] from the command line: 0 is no limit (None)."""
+    if not (math.isfinite(budget_s) and budget_s >= 0):
+        parser.error(f"{flag} must be >= 0 s (0: no limit), got {budget_s}")
+    return budget_s or None
+
+
 def _stage_budget(budget_s: float, parser) -> float | None:
     """`fit_cell`'s `stage_budget_s` from `--stage-budget` [s] (0: no time limit)."""
-    if not (math.isfinite(budget_s) and budget_s >= 0):
-        parser.error(f"--stage-budget must be >= 0 s (0: no limit), got {budget_s}")
-    return budget_s or None
+    return _budget_flag("--stage-budget", budget_s, parser)
 
 
 def _search_option(generations: int, budget_s: float, parser, seed: int = 0,
@@ -367,14 +381,13 @@ def _search_option(generations: int, budget_s: float, parser, seed: int = 0,
     `--search-sweeps` (None: fit_cell's default; 0: every fitted sweep)."""
     if generations < 0:
         parser.error(f"--search-generations must be >= 0, got {generations}")
-    if not (math.isfinite(budget_s) and budget_s >= 0):
-        parser.error(f"--search-budget must be >= 0 s (0: no limit), got {budget_s}")
+    budget_s = _budget_flag("--search-budget", budget_s, parser)
     if max_sweeps is not None and max_sweeps < 0:
         parser.error(
             f"--search-sweeps must be >= 0 (0: every fitted sweep), got {max_sweeps}")
     if generations == 0:
         return False
-    opts = {"generations": generations, "time_budget_s": budget_s or None, "seed": seed}
+    opts = {"generations": generations, "time_budget_s": budget_s, "seed": seed}
     if max_sweeps is not None:
         opts["max_sweeps"] = max_sweeps or None
     return opts
@@ -429,23 +442,15 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
             checkpoint=checkpoint, resume=args.resume, progress=args.progress,
         )
     except fitting.FitInterrupted as e:
-        tmp = out / "fit.json.tmp"
-        import json
-        import os
-
-        summary = {"data": str(path.resolve()), "model": model, "status": "interrupted",
-                   "final_stage": e.result.to_json(), "validation": []}
-        tmp.write_text(json.dumps(summary, indent=1, allow_nan=False))
-        os.replace(tmp, out / "fit.json")
+        _write_json(out / "fit.json", {
+            "data": str(path.resolve()), "model": model, "status": "interrupted",
+            "final_stage": e.result.to_json(), "validation": []})
         print(f"\ninterrupted: best-so-far result written to {out / 'fit.json'}; "
               f"continue with the same command plus --resume")
         return EXIT_INTERRUPTED
     except fitting.SearchInterrupted as e:
-        import json
-        import os
-
         r = e.result
-        summary = {
+        _write_json(out / "fit.json", {
             "data": str(path.resolve()), "model": model, "status": "interrupted",
             "interrupted_in": "search",
             "search": {"values": r.values,
@@ -454,10 +459,7 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
                        "spread": r.spread, "n_evaluated": r.n_evaluated,
                        "wall_time_s": r.wall_time},
             "validation": [],
-        }
-        tmp = out / "fit.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=1, allow_nan=False))
-        os.replace(tmp, out / "fit.json")
+        })
         print(f"\ninterrupted during the global search after {len(r.history)} "
               f"generation(s): its best candidate so far written to {out / 'fit.json'} "
               "(\"search\": values in the parameters' units)")

@@ -1154,11 +1154,15 @@ def fit(
 
     u_stage_start = U
     evals_done = np.asarray(resume_header["evaluations"]) if resume_header else np.zeros(starts, int)
+    def past_budget(pace_s: float = 0.0) -> bool:
+        # would work taking `pace_s` from now end after the budget?
+        return (time_budget_s is not None
+                and time.perf_counter() - t_wall + pace_s > time_budget_s)
+
     try:
         for stage_i in range(first_stage, len(stages)):
-            if (time_budget_s is not None and stage_i > first_stage
-                    and not stages[stage_i - 1].branch
-                    and time.perf_counter() - t_wall > time_budget_s):
+            if (stage_i > first_stage and not stages[stage_i - 1].branch
+                    and past_budget()):
                 status = "time_budget"  # spent before this stage: keep the last one's
                 break
             st = stages[stage_i]
@@ -1188,10 +1192,8 @@ def fit(
                     _save_checkpoint(
                         checkpoint, header(stage_i, k, u_stage_start, evals_done), state
                     )
-                now = time.perf_counter()
-                if (time_budget_s is not None and k < n_steps
-                        and not bool(jnp.all(state.done))
-                        and (now - t_wall) + (now - t_step) > time_budget_s):
+                if (k < n_steps and not bool(jnp.all(state.done))
+                        and past_budget(time.perf_counter() - t_step)):
                     status = "time_budget"  # the next step would end past the budget
                     break
             bar.end_stage()

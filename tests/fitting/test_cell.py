@@ -617,24 +617,17 @@ def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path, c
 
 def test_cli_rejects_overlapping_and_unknown_sweeps(shared_dir, tmp_path, capsys):
     f = str(shared_dir / "data/pyabf/File_axon_5.abf")
-    with pytest.raises(SystemExit):
-        cli_main(["fit", f, "--sweeps", "0,4", "--validate", "4", "--out", str(tmp_path)])
-    assert "held-out sweep must not be fitted" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli_main(["fit", f, "--validate", "12", "--out", str(tmp_path)])
-    assert "has 9 sweeps" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli_main(["fit", f, "--validate", "a,b", "--out", str(tmp_path)])
-    assert "comma-separated sweep indices" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli_main(["fit", f, "--search-budget", "-1", "--out", str(tmp_path)])
-    assert "--search-budget must be >= 0 s" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli_main(["fit", f, "--passive-steps", "-1", "--out", str(tmp_path)])
-    assert "--passive-steps must be >= 0" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli_main(["fit", f, "--stage-budget", "-1", "--out", str(tmp_path)])
-    assert "--stage-budget must be >= 0 s" in capsys.readouterr().err
+    for args, message in (
+        (["--sweeps", "0,4", "--validate", "4"], "held-out sweep must not be fitted"),
+        (["--validate", "12"], "has 9 sweeps"),
+        (["--validate", "a,b"], "comma-separated sweep indices"),
+        (["--search-budget", "-1"], "--search-budget must be >= 0 s"),
+        (["--passive-steps", "-1"], "--passive-steps must be >= 0"),
+        (["--stage-budget", "-1"], "--stage-budget must be >= 0 s"),
+    ):
+        with pytest.raises(SystemExit):
+            cli_main(["fit", f, *args, "--out", str(tmp_path)])
+        assert message in capsys.readouterr().err, args
 
 
 def test_ctrl_c_in_the_search_keeps_its_best_so_far(monkeypatch):
