@@ -584,7 +584,8 @@ def search_sweeps(
 
     **Returns:** sorted sweep indices (into `recording`).
 
-    **Raises:** `ValueError` for `k` < 1.
+    **Raises:** `TypeError` unless `recording` is an [`hhjax.Recording`][];
+    `ValueError` for `k` < 1.
 
     **Example** (17 steps of −50…83 pA, silent up to sweep 5):
 
@@ -592,6 +593,9 @@ def search_sweeps(
     fitting.search_sweeps(rec, 4)        # e.g. [4, 6, 11, 16]
     ```
     """
+    if not isinstance(recording, hhjax.Recording):
+        raise TypeError(
+            f"`recording` must be an hhjax.Recording, got {type(recording).__name__}.")
     if int(k) != k or k < 1:
         raise ValueError(f"`k` must be a positive number of sweeps, got {k!r}.")
     n = recording.n_sweeps

@@ -355,6 +355,8 @@ def test_search_sweeps_spans_the_responses():
     for bad in (0, -1, 2.5):
         with pytest.raises(ValueError, match="positive number of sweeps"):
             fitting.search_sweeps(rec, bad)
+    with pytest.raises(TypeError, match="must be an hhjax.Recording"):
+        fitting.search_sweeps(rec.v_mV, 2)
 
 
 @settings(max_examples=40, deadline=None)
