@@ -9,7 +9,10 @@ responses ([`fitting.estimate_passive`][]).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import io
 import json
 import math
 import os
@@ -18,6 +21,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import equinox as eqx
+import jax
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -679,6 +684,89 @@ def _passive_start(rec_fit: hhjax.Recording, threshold_mV: float,
         "(--capacitance-pF) if it is known"]
 
 
+def _stage_files(checkpoint) -> dict[str, pathlib.Path] | None:
+    """`fit_cell`'s checkpoint files beside the local fit's `checkpoint`: the passive
+    stage's (in progress: `fit`'s own; finished: its result) and the search's."""
+    if checkpoint is None:
+        return None
+    p = pathlib.Path(checkpoint)
+    return {"local": p, "passive": p.with_name(p.stem + ".passive.npz"),
+            "passive_done": p.with_name(p.stem + ".passive.json"),
+            "search": p.with_name(p.stem + ".search.json")}
+
+
+def _encode(x):
+    """A FitResult's fields as JSON (arrays keep their dtype, tuples stay tuples)."""
+    if isinstance(x, dict):
+        return {"d": {str(k): _encode(v) for k, v in x.items()}}
+    if isinstance(x, tuple):
+        return {"t": [_encode(v) for v in x]}
+    if isinstance(x, list):
+        return [_encode(v) for v in x]
+    if isinstance(x, (np.ndarray, np.generic)) or eqx.is_array(x):
+        a = np.asarray(x)
+        return {"a": a.tolist(), "dtype": str(a.dtype)}
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    raise TypeError(f"cannot checkpoint a {type(x).__name__}")
+
+
+def _decode(x):
+    if isinstance(x, list):
+        return [_decode(v) for v in x]
+    if isinstance(x, dict):
+        if "a" in x:
+            return np.asarray(x["a"], dtype=x["dtype"])
+        if "t" in x:
+            return tuple(_decode(v) for v in x["t"])
+        return {k: _decode(v) for k, v in x["d"].items()}
+    return x
+
+
+def _save_stage(path, fingerprint: str, res: FitResult) -> None:
+    """A finished stage's FitResult (its model serialised leaf by leaf)."""
+    buf = io.BytesIO()
+    eqx.tree_serialise_leaves(buf, res.params)
+    fields = {f.name: _encode(getattr(res, f.name))
+              for f in dataclasses.fields(res) if f.name != "params"}
+    text = json.dumps({"version": 1, "fingerprint": fingerprint, "fields": fields,
+                       "params": base64.b64encode(buf.getvalue()).decode("ascii")})
+    tmp = pathlib.Path(str(path) + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _load_stage(path, fingerprint: str, like) -> FitResult | None:
+    """The FitResult `_save_stage` wrote for this fingerprint; None when there is no
+    such file. Another fit's file is refused."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return None
+    try:
+        blob = json.loads(path.read_text())
+        params = eqx.tree_deserialise_leaves(
+            io.BytesIO(base64.b64decode(blob["params"])), like)
+        fields = {k: _decode(v) for k, v in blob["fields"].items()}
+    except Exception as e:
+        raise ValueError(f"Could not read checkpoint {path}: {e}") from e
+    if blob.get("fingerprint") != fingerprint:
+        raise ValueError(
+            f"Checkpoint {path} belongs to a different fit (other data, model, bounds or "
+            "passive-stage settings); remove it or drop `resume`."
+        )
+    return FitResult(params=params, **fields)
+
+
+def _fingerprint(rec: hhjax.Recording, membrane, *settings) -> str:
+    h = hashlib.sha256(repr(settings).encode())
+    for a in (rec.t_ms, rec.v_mV, rec.i_samples):
+        h.update(np.ascontiguousarray(np.asarray(a, float)).tobytes())
+    for leaf in jax.tree_util.tree_leaves(membrane):
+        if eqx.is_array_like(leaf):
+            h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+    return h.hexdigest()[:16]
+
+
 def fit_cell(
     recording: hhjax.Recording,
     model: str | CellModel = "auto",
@@ -808,8 +896,17 @@ def fit_cell(
       spike instead, 34 s and 6.67).
     - `time_scale_ms`: the spike-time error [ms] that costs as much as 1 mV of
       sub-threshold RMS error.
-    - `checkpoint`, `resume`, `progress`: as [`fitting.fit`][] (for the active
-      stage).
+    - `checkpoint`: the local fit's checkpoint file (as [`fitting.fit`][]); the
+      other stages keep theirs beside it: `NAME.passive.npz` (the passive stage
+      in progress), `NAME.passive.json` (its result, once finished) and
+      `NAME.search.json` (the search's state after each generation; see
+      [`fitting.search_cell`][]). `resume=True` skips a finished stage and
+      continues an interrupted one, so a fit stopped by Ctrl-C (or a crash) and
+      resumed ends where the uninterrupted one would — bit for bit without time
+      budgets (a time-budgeted search counts the time it already ran; a
+      Levenberg–Marquardt stage resumed mid-way gets its budget anew). A
+      checkpoint of other data or settings raises a `ValueError`.
+    - `progress`: as [`fitting.fit`][].
 
     **Returns:** a [`fitting.CellFit`][].
 
@@ -948,15 +1045,26 @@ def fit_cell(
 
     # 4. the passive stage
     r_passive, area1 = None, area0
+    files = _stage_files(checkpoint)
     if passive_steps:
         passive_names = area_names + [cm.passive["g_leak"], cm.passive["e_leak"]]
-        r_passive = fit(
-            mb, rec_fit, passive_names,
-            bounds={k: bounds[k] for k in passive_names}, area_cm2=area0,
-            stages=[Stage(LevenbergMarquardt(steps=int(passive_steps)),
-                          SubthresholdLoss(threshold=threshold_mV), name="passive")],
-            uncertainty=False, retry=False, progress=progress, time_budget_s=stage_budget_s,
-        )
+        passive_bounds = {k: bounds[k] for k in passive_names}
+        if files is not None:
+            key = _fingerprint(rec_fit, mb, passive_names, passive_bounds, float(area0),
+                               int(passive_steps), stage_budget_s, float(threshold_mV))
+            if resume:  # a finished passive stage is not run again
+                r_passive = _load_stage(files["passive_done"], key, mb)
+        if r_passive is None:
+            r_passive = fit(
+                mb, rec_fit, passive_names, bounds=passive_bounds, area_cm2=area0,
+                stages=[Stage(LevenbergMarquardt(steps=int(passive_steps)),
+                              SubthresholdLoss(threshold=threshold_mV), name="passive")],
+                uncertainty=False, retry=False, progress=progress,
+                time_budget_s=stage_budget_s,
+                checkpoint=None if files is None else files["passive"], resume=resume,
+            )
+            if files is not None:
+                _save_stage(files["passive_done"], key, r_passive)
         if r_passive.status == "time_budget":
             warnings.append(_budget_note("passive stage", r_passive, passive_steps,
                                          stage_budget_s))
@@ -989,7 +1097,8 @@ def fit_cell(
             mb, rec_search, {k: v for k, v in cm.labels.items() if k in cm.bounds},
             {k: cm.bounds[k] for k in cm.labels if k in cm.bounds}, area_cm2=area1,
             area_bounds=(area1 / 4.0, area1 * 4.0) if fit_area else None,
-            threshold=threshold_mV, spread=spread, progress=bool(progress), **opts,
+            threshold=threshold_mV, spread=spread, progress=bool(progress),
+            checkpoint=None if files is None else files["search"], resume=resume, **opts,
         )
         area1 = float(search_res.values.get("area_cm2", area1))
         if fit_area:  # (inside the local fit's bounds)

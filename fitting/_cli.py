@@ -462,7 +462,8 @@ def _fit_cell_cmd(args, parser, rec, path, model, fit_sweeps, val_sweeps, out,
         })
         print(f"\ninterrupted during the global search after {len(r.history)} "
               f"generation(s): its best candidate so far written to {out / 'fit.json'} "
-              "(\"search\": values in the parameters' units)")
+              "(\"search\": values in the parameters' units); continue with the same "
+              "command plus --resume")
         return EXIT_INTERRUPTED
     except (ValueError, TypeError) as e:
         parser.error(str(e))

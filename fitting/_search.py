@@ -13,7 +13,11 @@ judges — the training sweeps' spike counts, Γ and sub-threshold RMSE.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
+import os
+import pathlib
 import time
 from collections.abc import Mapping
 
@@ -26,6 +30,8 @@ import hhjax
 
 from ._transforms import get_parameter, set_parameters
 
+SEARCH_CHECKPOINT_VERSION = 1
+
 
 @dataclasses.dataclass(frozen=True)
 class SearchResult:
@@ -35,7 +41,8 @@ class SearchResult:
     - `score`: its score (lower is better; see [`fitting.cell_score`][]).
     - `terms`: the best candidate's score terms (`spikes`, `rmse_mV`, per sweep).
     - `history`: best score after each generation.
-    - `n_evaluated`: candidates simulated; `wall_time`: seconds.
+    - `n_evaluated`: candidates simulated; `wall_time`: seconds (both counting
+      the runs before a resume, see `search_cell(checkpoint=)`).
     - `spread`: per generation, the candidates' largest standard deviation over
       the parameters, in the `[0, 1]`-scaled units of their bounds (the
       search's own measure of convergence: it shrinks as the search settles,
@@ -227,77 +234,120 @@ def _inside(u: np.ndarray) -> np.ndarray:
     return np.clip(u, _EDGE, 1.0 - _EDGE)
 
 
-def _cem_steps(u0, sigma, N, rng, elite_fraction):
-    """The cross-entropy method as a generator: yields candidates `(N, d)` in the
-    unit cube and is sent their scores. A diagonal Gaussian refitted to the best
-    `elite_fraction` (the elites carry over as the first candidates of the next
+class _CEM:
+    """The cross-entropy method, ask/tell: `ask()` gives candidates `(N, d)` in the
+    unit cube, `tell(u, score)` their scores. A diagonal Gaussian refitted to the
+    best `elite_fraction` (the elites carry over as the first candidates of the next
     generation, re-simulated), re-inflated to its starting width around the best
-    after four generations without improvement."""
-    n_elite = max(2, int(round(elite_fraction * N)))
-    mean, std = u0.copy(), sigma.copy()
-    u = _inside(mean + std * rng.standard_normal((N, u0.size)))
-    u[0] = u0
-    prev_best, stall, patience = math.inf, 0, 4
-    while True:
-        score = yield u
-        elite = u[np.argsort(score, kind="stable")[:n_elite]]
+    after four generations without improvement. `state()`/`restore()`: everything
+    that decides the next candidates, JSON-serialisable (a resumed search draws
+    the candidates the uninterrupted one would have)."""
+
+    def __init__(self, u0, sigma, N, rng, elite_fraction):
+        self.u0, self.sigma, self.N, self.rng = u0, np.asarray(sigma, float), N, rng
+        self.n_elite = max(2, int(round(elite_fraction * N)))
+        self.mean, self.std = u0.copy(), self.sigma.copy()
+        self.prev_best, self.stall, self.elite = math.inf, 0, None
+
+    def ask(self):
+        u = _inside(self.mean + self.std * self.rng.standard_normal((self.N, self.u0.size)))
+        if self.elite is None:
+            u[0] = self.u0
+        else:
+            u[: self.n_elite] = self.elite
+        return u
+
+    def tell(self, u, score):
+        elite = u[np.argsort(score, kind="stable")[: self.n_elite]]
         best = float(np.min(score))
-        stall = stall + 1 if best > prev_best - 1e-3 else 0
-        prev_best = best
-        if stall >= patience:
+        self.stall = self.stall + 1 if best > self.prev_best - 1e-3 else 0
+        self.prev_best = best
+        if self.stall >= 4:
             # stagnated: re-inflate the search around the best so far (a restart
             # that keeps the elites), instead of polishing one basin
-            mean, std, stall = elite[0].copy(), np.maximum(std, sigma), 0
+            self.mean, self.std, self.stall = elite[0].copy(), np.maximum(self.std, self.sigma), 0
         else:
-            mean = 0.3 * mean + 0.7 * elite.mean(0)
-            std = np.maximum(0.3 * std + 0.7 * elite.std(0), 0.01)
-        u = _inside(mean + std * rng.standard_normal(u.shape))
-        u[:n_elite] = elite
+            self.mean = 0.3 * self.mean + 0.7 * elite.mean(0)
+            self.std = np.maximum(0.3 * self.std + 0.7 * elite.std(0), 0.01)
+        self.elite = elite
+
+    def state(self):
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(),
+                "prev_best": self.prev_best, "stall": self.stall,
+                "elite": None if self.elite is None else self.elite.tolist(),
+                "rng": self.rng.bit_generator.state}
+
+    def restore(self, st):
+        self.mean, self.std = np.asarray(st["mean"], float), np.asarray(st["std"], float)
+        self.prev_best, self.stall = float(st["prev_best"]), int(st["stall"])
+        self.elite = None if st["elite"] is None else np.asarray(st["elite"], float)
+        self.rng.bit_generator.state = st["rng"]
 
 
-def _cma_steps(u0, sigma, N, rng):
+class _CMA:
     """CMA-ES (Hansen, "The CMA Evolution Strategy: A Tutorial", 2016; default
-    constants, weighted recombination of the best half) as a generator: yields
-    candidates `(N, d)` in the unit cube and is sent their scores. The covariance
-    starts as `diag(sigma²)` with step size 1; candidates are clipped inside the
-    cube and the clipped points enter the update (the repair keeps the mean's
-    step consistent with what was scored). The sampled spread is capped at half the
-    cube."""
-    n = u0.size
-    mu = N // 2
-    w = math.log((N + 1) / 2) - np.log(np.arange(1, mu + 1))
-    w /= w.sum()
-    mueff = 1.0 / float(np.sum(w**2))
-    cs = (mueff + 2) / (n + mueff + 5)
-    ds = 1 + 2 * max(0.0, math.sqrt((mueff - 1) / (n + 1)) - 1) + cs
-    cc = (4 + mueff / n) / (n + 4 + 2 * mueff / n)
-    c1 = 2 / ((n + 1.3) ** 2 + mueff)
-    cmu = min(1 - c1, 2 * (mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
-    chi = math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n))
-    m, step, C = u0.copy(), 1.0, np.diag(np.asarray(sigma, float) ** 2)
-    ps, pc = np.zeros(n), np.zeros(n)
-    g = 0
-    while True:
-        d2, B = np.linalg.eigh(C)
+    constants, weighted recombination of the best half), ask/tell as `_CEM`. The
+    covariance starts as `diag(sigma²)` with step size 1; candidates are clipped
+    inside the cube and the clipped points enter the update (the repair keeps the
+    mean's step consistent with what was scored). The sampled spread is capped at
+    half the cube."""
+
+    def __init__(self, u0, sigma, N, rng):
+        n = u0.size
+        self.u0, self.N, self.rng = u0, N, rng
+        self.mu = mu = N // 2
+        w = math.log((N + 1) / 2) - np.log(np.arange(1, mu + 1))
+        self.w = w = w / w.sum()
+        self.mueff = mueff = 1.0 / float(np.sum(w**2))
+        self.cs = cs = (mueff + 2) / (n + mueff + 5)
+        self.ds = 1 + 2 * max(0.0, math.sqrt((mueff - 1) / (n + 1)) - 1) + cs
+        self.cc = (4 + mueff / n) / (n + 4 + 2 * mueff / n)
+        self.c1 = c1 = 2 / ((n + 1.3) ** 2 + mueff)
+        self.cmu = min(1 - c1, 2 * (mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
+        self.chi = math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n))
+        self.m, self.step = u0.copy(), 1.0
+        self.C = np.diag(np.asarray(sigma, float) ** 2)
+        self.ps, self.pc, self.g = np.zeros(n), np.zeros(n), 0
+
+    def ask(self):
+        d2, B = np.linalg.eigh(self.C)
         D = np.sqrt(np.maximum(d2, 1e-20))
-        step = min(step, 0.5 / float(D.max()))
-        x = _inside(m + step * (rng.standard_normal((N, n)) * D) @ B.T)
-        if g == 0:
-            x[0] = u0
-        score = yield x
-        g += 1
-        y = (x - m) / step
-        parents = y[np.argsort(score, kind="stable")[:mu]]
+        self.step = min(self.step, 0.5 / float(D.max()))
+        self._BD = B, D
+        x = _inside(self.m + self.step * (self.rng.standard_normal((self.N, self.u0.size))
+                                          * D) @ B.T)
+        if self.g == 0:
+            x[0] = self.u0
+        return x
+
+    def tell(self, x, score):
+        B, D = self._BD
+        cs, cc, c1, cmu, w, mueff = self.cs, self.cc, self.c1, self.cmu, self.w, self.mueff
+        self.g += 1
+        y = (x - self.m) / self.step
+        parents = y[np.argsort(score, kind="stable")[: self.mu]]
         yw = w @ parents
-        m = _inside(m + step * yw)
-        ps = (1 - cs) * ps + math.sqrt(cs * (2 - cs) * mueff) * ((B / D) @ (B.T @ yw))
-        hs = float(np.linalg.norm(ps) / math.sqrt(1 - (1 - cs) ** (2 * g))
-                   < (1.4 + 2 / (n + 1)) * chi)
-        pc = (1 - cc) * pc + hs * math.sqrt(cc * (2 - cc) * mueff) * yw
-        C = ((1 - c1 - cmu) * C + c1 * (np.outer(pc, pc) + (1 - hs) * cc * (2 - cc) * C)
+        self.m = _inside(self.m + self.step * yw)
+        self.ps = (1 - cs) * self.ps + math.sqrt(cs * (2 - cs) * mueff) * ((B / D) @ (B.T @ yw))
+        hs = float(np.linalg.norm(self.ps) / math.sqrt(1 - (1 - cs) ** (2 * self.g))
+                   < (1.4 + 2 / (self.u0.size + 1)) * self.chi)
+        self.pc = (1 - cc) * self.pc + hs * math.sqrt(cc * (2 - cc) * mueff) * yw
+        C = ((1 - c1 - cmu) * self.C
+             + c1 * (np.outer(self.pc, self.pc) + (1 - hs) * cc * (2 - cc) * self.C)
              + cmu * (parents.T * w) @ parents)
-        C = 0.5 * (C + C.T)
-        step *= math.exp(min(1.0, (cs / ds) * (np.linalg.norm(ps) / chi - 1)))
+        self.C = 0.5 * (C + C.T)
+        self.step *= math.exp(min(1.0, (cs / self.ds) * (np.linalg.norm(self.ps) / self.chi - 1)))
+
+    def state(self):
+        return {"m": self.m.tolist(), "step": self.step, "C": self.C.tolist(),
+                "ps": self.ps.tolist(), "pc": self.pc.tolist(), "g": self.g,
+                "rng": self.rng.bit_generator.state}
+
+    def restore(self, st):
+        self.m, self.C = np.asarray(st["m"], float), np.asarray(st["C"], float)
+        self.ps, self.pc = np.asarray(st["ps"], float), np.asarray(st["pc"], float)
+        self.step, self.g = float(st["step"]), int(st["g"])
+        self.rng.bit_generator.state = st["rng"]
 
 
 def search_cell(
@@ -318,6 +368,8 @@ def search_cell(
     seed: int = 0,
     method: str = "cma",
     xtol: float | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
     progress: bool = False,
 ) -> tuple[hhjax.Membrane, SearchResult]:
     """Global search for a cell model's parameters on recorded sweeps (CMA-ES).
@@ -370,12 +422,24 @@ def search_cell(
     - `method`: `"cma"` (default) or `"cem"` (above).
     - `xtol`: stop early once the candidates' spread (the result's `spread`,
       scaled units) falls below it (default `None`: run every generation).
+    - `checkpoint`: a file [JSON] written after every generation (atomically: a
+      Ctrl-C keeps the last one) with the search's state: its covariance, step
+      size, random generator, best candidate and history. `resume=True` continues
+      from it when it exists — the generations a resumed search runs draw and score
+      the candidates the uninterrupted search would have, so with `time_budget_s=None`
+      the result is the same bit for bit. The stop rules count what was done
+      before: `generations` is the total, the time budget counts the wall time
+      already spent (so a finished search resumed with the same settings returns
+      its result without simulating; with more `generations` or a larger budget it
+      goes on). A checkpoint of another search (other data, start, bounds, spread,
+      population, method or seed) is refused with a `ValueError`.
 
     **Returns:** `(membrane with the best values, SearchResult)`.
 
     **Raises:** `ValueError` for a label without bounds, nothing to search (no
-    labels, no `area_bounds`), a bad size argument, an unknown `method` or a
-    `spread` value that is not a finite number > 0;
+    labels, no `area_bounds`), a bad size argument, an unknown `method`, a
+    `spread` value that is not a finite number > 0, `resume` without `checkpoint`
+    or a checkpoint that is unreadable or of another search;
     [`fitting.SearchInterrupted`][] on Ctrl-C (the best candidate so far).
 
     **Example** (a real-cell recording in pA; tens of seconds):
@@ -410,6 +474,8 @@ def search_cell(
         )
     if not 0 < elite_fraction < 1:
         raise ValueError(f"`elite_fraction` must be in (0, 1), got {elite_fraction!r}.")
+    if resume and checkpoint is None:
+        raise ValueError("`resume=True` needs `checkpoint=` (the file to resume from).")
     names = list(labels)
     bounds = dict(bounds)
     if area_bounds is not None:
@@ -489,14 +555,50 @@ def search_cell(
         return cell_score(t, vd, v[..., : t.size], threshold=threshold)
 
     rng = np.random.default_rng(seed)
-    step = (_cma_steps(u0, sigma, N, rng) if method == "cma"
-            else _cem_steps(u0, sigma, N, rng, elite_fraction))
-    u = next(step)
+    opt = _CMA(u0, sigma, N, rng) if method == "cma" else _CEM(u0, sigma, N, rng, elite_fraction)
     history: list[float] = []
     best_u, best_s, best_terms = u0.copy(), math.inf, None
-    n_eval = 0
+    n_eval, prior_s, last_gen_s = 0, 0.0, 0.0
     spreads: list[float] = []
-    stopped = "generations"
+    if checkpoint is not None:
+        h = hashlib.sha256(repr((
+            names, [labels.get(k) for k in names], [bounds[k] for k in names],
+            u0.tolist(), sigma.tolist(), N, method, float(elite_fraction), int(seed),
+            float(dt_sim), float(threshold), float(area_cm2), str(dtype),
+        )).encode())
+        for a in (t, vd, np.asarray(recording.current_density(area_cm2), float)):
+            h.update(np.ascontiguousarray(a).tobytes())
+        for leaf in jax.tree_util.tree_leaves(membrane):
+            if eqx.is_array_like(leaf):
+                h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+        fingerprint = h.hexdigest()[:16]
+        if resume and pathlib.Path(checkpoint).exists():
+            ck = _load_search_checkpoint(checkpoint)
+            if ck.get("fingerprint") != fingerprint:
+                raise ValueError(
+                    f"Search checkpoint {checkpoint} belongs to a different search (other "
+                    "data, parameters, bounds, start, spread, population, method or seed); "
+                    "remove it or drop `resume`."
+                )
+            opt.restore(ck["optimizer"])
+            history, spreads = list(ck["history"]), list(ck["spread"])
+            best_u, best_s = np.asarray(ck["best_u"], float), float(ck["best_score"])
+            best_terms, n_eval = ck["best_terms"], int(ck["n_evaluated"])
+            prior_s, last_gen_s = float(ck["elapsed_s"]), float(ck["last_generation_s"])
+
+    def save(stopped=None):
+        if checkpoint is None:
+            return
+        _write_atomic(checkpoint, json.dumps({
+            "version": SEARCH_CHECKPOINT_VERSION, "fingerprint": fingerprint,
+            "method": method, "generations_done": len(history), "optimizer": opt.state(),
+            "best_u": best_u.tolist(), "best_score": best_s, "best_terms": best_terms,
+            "history": history, "spread": spreads, "n_evaluated": n_eval,
+            "elapsed_s": elapsed(), "last_generation_s": last_gen_s, "stopped": stopped,
+        }))
+
+    def elapsed():
+        return prior_s + time.perf_counter() - t_wall
 
     def result(stopped):
         values = {k: float(maps[j][1](best_u[j])) for j, k in enumerate(names)}
@@ -508,14 +610,27 @@ def search_cell(
             terms=best_terms or {},
             history=history,
             n_evaluated=n_eval,
-            wall_time=time.perf_counter() - t_wall,
+            wall_time=elapsed(),
             spread=spreads,
             stopped=stopped,
         )
 
     try:
-        for g in range(int(generations)):
+        while True:
+            # the stop rules, checked before each generation (after a resume too: a
+            # finished search resumed with the same settings stops where it did)
+            g = len(history)
+            if g >= int(generations):
+                stopped = "generations"
+                break
+            if g and xtol is not None and spreads[-1] < xtol:
+                stopped = "converged"
+                break
+            if g and time_budget_s is not None and elapsed() + last_gen_s > time_budget_s:
+                stopped = "time_budget"  # the next generation would end past the budget
+                break
             t_gen = time.perf_counter()
+            u = opt.ask()
             score, terms = evaluate(u)
             score = np.where(np.isfinite(score), score, np.inf)
             n_eval += N
@@ -525,21 +640,39 @@ def search_cell(
                 best_terms = {k: v[j].tolist() for k, v in terms.items()}
             history.append(best_s)
             spreads.append(float(np.max(np.std(u, axis=0))))
+            opt.tell(u, score)
+            last_gen_s = time.perf_counter() - t_gen
+            save()
             if progress:
                 print(f"  search generation {g + 1}: best score {best_s:.3f}, "
                       f"spread {spreads[-1]:.3f}", flush=True)
-            if g + 1 == int(generations):
-                break
-            if xtol is not None and spreads[-1] < xtol:
-                stopped = "converged"
-                break
-            now = time.perf_counter()
-            if time_budget_s is not None and (now - t_wall) + (now - t_gen) > time_budget_s:
-                stopped = "time_budget"
-                break  # the next generation would end past the budget
-            u = step.send(score)
     except KeyboardInterrupt:
-        # the generations finished so far are kept (one being scored is not)
+        # the generations finished so far are kept (one being scored is not; the
+        # checkpoint, written after each generation, holds them)
         mb, res = result("interrupted")
         raise SearchInterrupted(res, mb) from None
+    save(stopped)
     return result(stopped)
+
+
+def _write_atomic(path, text: str) -> None:
+    """Write `text` to `path` through a temporary file (a Ctrl-C mid-write leaves
+    the previous file)."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _load_search_checkpoint(path) -> dict:
+    try:
+        ck = json.loads(pathlib.Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"Could not read search checkpoint {path}: {e}") from e
+    if not isinstance(ck, dict) or ck.get("version") != SEARCH_CHECKPOINT_VERSION:
+        raise ValueError(
+            f"{path} is not a search checkpoint of this version (expected version "
+            f"{SEARCH_CHECKPOINT_VERSION}, got "
+            f"{ck.get('version') if isinstance(ck, dict) else type(ck).__name__})."
+        )
+    return ck

@@ -409,16 +409,22 @@ def test_fit_cell_argument_errors():
                           {"g_x": "channels.xx.g"}, {})
 
 
-def test_fit_cell_stage_budget_cuts_its_stages_short():
-    """`stage_budget_s`: each Levenberg–Marquardt stage takes no step past its
-    budget (its first evaluation always runs), and a warning says so. (A passive
-    membrane as the model family: it compiles in half the time of a spiking one.)"""
+def _passive_cell():
+    """A passive membrane as the model family (it compiles in half the time of a
+    spiking one) and two noisy sweeps of it."""
     mb = hhjax.Membrane({"leak": hhjax.Channel(0.05, -65.0, {})}, {}, 1.0)
     model = fitting.CellModel(
         "passive", mb, {"g_leak": "channels.leak.g", "e_leak": "channels.leak.e"}, {},
         {"g_leak": (1e-3, 1.0), "e_leak": (-90.0, -40.0)})
     rec = _cell_recording(mb, [-60.0, -30.0], t_end=100.0, dt=0.2, on=20.0, off=80.0,
                           noise=0.2)
+    return model, rec
+
+
+def test_fit_cell_stage_budget_cuts_its_stages_short():
+    """`stage_budget_s`: each Levenberg–Marquardt stage takes no step past its
+    budget (its first evaluation always runs), and a warning says so."""
+    model, rec = _passive_cell()
     cf = fitting.fit_cell(rec, model, search=False, steps=5, passive_steps=5,
                           stage_budget_s=1e-3, progress=False)
     assert cf.settings["stage_budget_s"] == 1e-3 and cf.status == "time_budget"
@@ -632,6 +638,67 @@ def test_cli_rejects_overlapping_and_unknown_sweeps(shared_dir, tmp_path, capsys
         assert message in capsys.readouterr().err, args
 
 
+def test_fit_cell_resumes_each_stage_from_its_checkpoint(tmp_path, monkeypatch):
+    """With `checkpoint=`, a fit interrupted in its global search and resumed ends
+    where the uninterrupted fit does, bit for bit: the finished passive stage is
+    not run again, the search continues from its last generation, the local fit
+    starts from the same point. A finished fit resumed simulates no search again;
+    a checkpoint of other settings is refused."""
+    import fitting._cell as C
+    import fitting._search as S
+
+    model, rec = _passive_cell()
+    kw = dict(search={"generations": 3, "population": 8, "time_budget_s": None},
+              steps=3, passive_steps=3, stage_budget_s=None, progress=False)
+    full = fitting.fit_cell(rec, model, checkpoint=tmp_path / "full.npz", **kw)
+
+    score, calls = S.cell_score, []
+
+    def interrupting(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return score(*a, **k)
+
+    monkeypatch.setattr(S, "cell_score", interrupting)
+    ck = tmp_path / "ck.npz"
+    with pytest.raises(fitting.SearchInterrupted):
+        fitting.fit_cell(rec, model, checkpoint=ck, **kw)
+    assert {p.name for p in tmp_path.glob("ck*")} >= {
+        "ck.passive.npz", "ck.passive.json", "ck.search.json"}
+    assert not ck.exists()  # the local fit had not started
+    monkeypatch.setattr(S, "cell_score", score)
+    fits, fit = [], C.fit
+
+    def recording_fit(*a, **k):
+        fits.append(k["stages"][0].name)
+        return fit(*a, **k)
+
+    monkeypatch.setattr(C, "fit", recording_fit)
+    cf = fitting.fit_cell(rec, model, checkpoint=ck, resume=True, **kw)
+    assert "passive" not in fits  # restored, not run again
+    assert cf.values == full.values
+    assert cf.passive_result.values.keys() == full.passive_result.values.keys()
+    for k, v in full.passive_result.values.items():
+        assert float(cf.passive_result.values[k]) == float(v)
+    assert cf.passive_result.history == full.passive_result.history
+    assert cf.settings["search"]["history"] == full.settings["search"]["history"]
+    assert cf.settings["search"]["n_evaluated"] == 24
+    assert [r["subthreshold_rmse_mV"] for r in cf.training] == [
+        r["subthreshold_rmse_mV"] for r in full.training]
+
+    # finished: resumed again, the search does not simulate; the local fit resumes
+    # from its checkpoint (written after its last step: same fingerprint, same start)
+    def fails(*a, **k):
+        raise AssertionError("a finished search simulated again")
+
+    monkeypatch.setattr(S, "cell_score", fails)
+    again = fitting.fit_cell(rec, model, checkpoint=ck, resume=True, **kw)
+    assert again.values == full.values
+    with pytest.raises(ValueError, match="belongs to a different fit"):
+        fitting.fit_cell(rec, model, checkpoint=ck, resume=True, **{**kw, "passive_steps": 4})
+
+
 def test_ctrl_c_in_the_search_keeps_its_best_so_far(monkeypatch):
     """Ctrl-C during `search_cell` raises `SearchInterrupted` (a KeyboardInterrupt)
     holding the best candidate of the generations finished before it."""
@@ -688,7 +755,9 @@ def test_cli_writes_the_searchs_best_on_ctrl_c(tmp_path, monkeypatch, capsys):
     assert summary["status"] == "interrupted" and summary["interrupted_in"] == "search"
     assert summary["search"]["values"] == {"g_na": 60.0}
     assert summary["search"]["generations_run"] == 2 and summary["search"]["score"] == 0.8
-    assert "interrupted during the global search after 2 generation(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "interrupted during the global search after 2 generation(s)" in out
+    assert "continue with the same command plus --resume" in out
 
 
 def test_cli_search_options():

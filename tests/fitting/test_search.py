@@ -160,16 +160,45 @@ def test_search_cell_keeps_candidates_strictly_inside_the_bounds():
     assert lo < float(r.values["channels.kd.g"]) < hi
 
 
-def _steps_on(steps, f, u0, sigma, n_pop, generations, seed=0):
-    """Drive a search generator on a score function of the unit cube; best score."""
-    gen = steps(u0, sigma, n_pop, np.random.default_rng(seed))
-    u, best = next(gen), math.inf
+def _steps_on(make, f, u0, sigma, n_pop, generations, seed=0):
+    """Drive an ask/tell search on a score function of the unit cube; best score."""
+    opt, best = make(u0, sigma, n_pop, np.random.default_rng(seed)), math.inf
     for _ in range(generations):
+        u = opt.ask()
         s = f(u)
         best = min(best, float(s.min()))
         assert np.all((u > 0.0) & (u < 1.0))  # strictly inside the cube
-        u = gen.send(s)
+        opt.tell(u, s)
     return best
+
+
+@pytest.mark.parametrize("method", ["cma", "cem"])
+def test_search_state_round_trips_through_json(method):
+    """`state()` → JSON → `restore()` on a fresh optimiser continues with exactly the
+    candidates the original draws (what a resumed search relies on)."""
+    import json
+
+    from fitting._search import _CEM, _CMA
+
+    def make(rng):
+        u0, sigma = np.full(4, 0.3), np.full(4, 0.15)
+        return (_CMA(u0, sigma, 16, rng) if method == "cma"
+                else _CEM(u0, sigma, 16, rng, 0.125))
+
+    def f(u):
+        return np.sum((u - 0.6) ** 2, axis=1) + 0.05 * np.sin(40 * u[:, 1])
+
+    a = make(np.random.default_rng(5))
+    for _ in range(4):
+        u = a.ask()
+        a.tell(u, f(u))
+    b = make(np.random.default_rng(123))  # another seed: everything must come from the state
+    b.restore(json.loads(json.dumps(a.state())))
+    for _ in range(3):
+        ua, ub = a.ask(), b.ask()
+        np.testing.assert_array_equal(ua, ub)
+        a.tell(ua, f(ua))
+        b.tell(ub, f(ub))
 
 
 def test_cma_follows_a_correlated_valley_the_diagonal_search_does_not():
@@ -179,7 +208,7 @@ def test_cma_follows_a_correlated_valley_the_diagonal_search_does_not():
     gets within 1e-4 of the start's score of the minimum in the 30 generations
     fit_cell runs (measured 0.0008-0.013 over seeds 0-4), the per-parameter
     cross-entropy method stays far above (0.59-2.4)."""
-    from fitting._search import _cem_steps, _cma_steps
+    from fitting._search import _CEM, _CMA
 
     d = 6
     q, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((d, d)))
@@ -190,8 +219,8 @@ def test_cma_follows_a_correlated_valley_the_diagonal_search_does_not():
         return np.sum((z * scales) ** 2, axis=-1)
 
     u0, sigma = np.full(d, 0.3), np.full(d, 0.15)
-    cma = [_steps_on(_cma_steps, f, u0, sigma, 64, 30, seed) for seed in range(3)]
-    cem = [_steps_on(lambda *a: _cem_steps(*a, 0.125), f, u0, sigma, 64, 30, seed)
+    cma = [_steps_on(_CMA, f, u0, sigma, 64, 30, seed) for seed in range(3)]
+    cem = [_steps_on(lambda *a: _CEM(*a, 0.125), f, u0, sigma, 64, 30, seed)
            for seed in range(3)]
     f0 = f(u0[None])[0]
     assert f0 > 100.0
@@ -232,3 +261,80 @@ def test_search_cell_methods_and_their_errors():
                             method="bfgs")
     with pytest.raises(ValueError, match="nothing to search"):
         fitting.search_cell(start, rec, {}, {}, area_cm2=2e-4)
+
+
+def test_search_cell_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """Ctrl-C in generation 3 keeps the checkpoint of generation 2; resuming from it
+    gives the uninterrupted search's result bit for bit. A finished search resumed
+    returns its result without simulating; more generations continue it; another
+    search's checkpoint is refused."""
+    import fitting._search as S
+
+    truth = hhjax.pospischil("RS", g_na=60.0, g_kd=6.0, v_t=-58.0)
+    rec = _synthetic(truth, [250.0])
+    start = hhjax.pospischil("RS", g_na=60.0, g_kd=12.0, v_t=-58.0)
+    labels = {"g_kd": "channels.kd.g"}
+    kw = dict(area_cm2=2e-4, area_bounds=(1e-4, 4e-4), population=16, time_budget_s=None,
+              seed=3)
+    bounds = {"g_kd": (0.5, 50.0)}
+    _, full = fitting.search_cell(start, rec, labels, bounds, generations=4, **kw)
+
+    ck = tmp_path / "search.json"
+    score, calls = S.cell_score, []
+
+    def interrupting(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return score(*a, **k)
+
+    monkeypatch.setattr(S, "cell_score", interrupting)
+    with pytest.raises(fitting.SearchInterrupted) as e:
+        fitting.search_cell(start, rec, labels, bounds, generations=4, checkpoint=ck, **kw)
+    assert len(e.value.result.history) == 2 and ck.exists()
+    monkeypatch.setattr(S, "cell_score", score)
+    mb, res = fitting.search_cell(start, rec, labels, bounds, generations=4, checkpoint=ck,
+                                  resume=True, **kw)
+    assert res.values == full.values and res.history == full.history
+    assert res.spread == full.spread and res.terms == full.terms
+    assert res.n_evaluated == full.n_evaluated == 64 and res.stopped == "generations"
+    assert float(mb.channels["kd"].g) == full.values["g_kd"]
+
+    # finished: resumed with the same settings it simulates nothing
+    def fails(*a, **k):
+        raise AssertionError("a finished search simulated again")
+
+    monkeypatch.setattr(S, "cell_score", fails)
+    _, again = fitting.search_cell(start, rec, labels, bounds, generations=4,
+                                   checkpoint=ck, resume=True, **kw)
+    assert again.values == full.values and again.stopped == "generations"
+    # a time-budget stop is kept too: the budget counts the time already spent
+    _, cut = fitting.search_cell(start, rec, labels, bounds, generations=9, checkpoint=ck,
+                                 resume=True, **{**kw, "time_budget_s": 1e-3})
+    assert cut.stopped == "time_budget" and cut.history == full.history
+    monkeypatch.setattr(S, "cell_score", score)
+    _, more = fitting.search_cell(start, rec, labels, bounds, generations=6, checkpoint=ck,
+                                  resume=True, **kw)
+    assert more.history[:4] == full.history and len(more.history) == 6
+    assert more.n_evaluated == 96
+
+    # without `resume` the checkpoint is overwritten from generation 1
+    _, fresh = fitting.search_cell(start, rec, labels, bounds, generations=1, checkpoint=ck,
+                                   **kw)
+    assert fresh.history == full.history[:1]
+    for other in ({**kw, "seed": 4}, {**kw, "population": 24}):
+        with pytest.raises(ValueError, match="belongs to a different search"):
+            fitting.search_cell(start, rec, labels, bounds, generations=2, checkpoint=ck,
+                                resume=True, **other)
+    with pytest.raises(ValueError, match="belongs to a different search"):
+        fitting.search_cell(truth, rec, labels, bounds, generations=2, checkpoint=ck,
+                            resume=True, **kw)
+    with pytest.raises(ValueError, match="`resume=True` needs `checkpoint=`"):
+        fitting.search_cell(start, rec, labels, bounds, resume=True, **kw)
+    bad = tmp_path / "bad.json"
+    for text, message in (("{not json", "Could not read search checkpoint"),
+                          ('{"version": 99}', "not a search checkpoint of this version")):
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            fitting.search_cell(start, rec, labels, bounds, checkpoint=bad, resume=True,
+                                **kw)
