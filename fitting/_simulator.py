@@ -88,7 +88,9 @@ class HHSimulator(AbstractSimulator):
     rtol: float = 1e-6
     atol: float = 1e-6
     stepsize_controller: diffrax.AbstractStepSizeController | None = None
-    dt0: float | None = None
+    # static: a fixed-step solve needs it concrete (it fixes the number of steps);
+    # `fit` turns the other number fields into arrays to share compilations
+    dt0: float | None = eqx.field(static=True, default=None)
     max_steps: int | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):

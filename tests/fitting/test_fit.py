@@ -734,7 +734,10 @@ rec = fitting.synthetic_recording(hhjax.HHParams(g_na=110.0, g_k=40.0), [10.0], 
                                   t_on=5.0, t_off=15.0, noise_sigma=0.5)
 kw = dict(stages=[fitting.Stage(fitting.LevenbergMarquardt(steps=3), fitting.TraceLoss())],
           starts=2, key=jax.random.key(0), init="initial", uncertainty=False, retry=False,
-          progress=False)
+          progress=False,
+          # a fixed-step simulator (its dt0 must stay concrete inside the compiled fit:
+          # it raised "`dt0` must be a concrete number" before)
+          simulator=fitting.HHSimulator(solver=hhjax.RK4(), dt0=0.05))
 a = fitting.fit(hhjax.HHParams(), rec, ["g_na", "g_k"], **kw)
 seen = []
 b = fitting.fit(hhjax.HHParams(), rec, ["g_na", "g_k"], devices=jax.devices(),
@@ -753,7 +756,8 @@ print("sharded fit ok")
 def test_multi_start_fit_sharded_over_two_cpu_devices():
     """`fit(starts=2, devices=jax.devices())` on 2 forced host devices: the starts'
     optimiser state is sharded over both, the losses equal the unsharded fit's (a
-    subprocess: the device count is fixed at JAX start-up)."""
+    subprocess: the device count is fixed at JAX start-up). Both fit with a
+    fixed-step simulator (RK4, dt0 = 0.05 ms)."""
     import os
     import pathlib
     import subprocess
