@@ -9,6 +9,7 @@ from ._cell import CellFit as CellFit
 from ._cell import CellModel as CellModel
 from ._cell import cell_model as cell_model
 from ._cell import fit_cell as fit_cell
+from ._cell import load_cell_fit as load_cell_fit
 from ._cell import search_sweeps as search_sweeps
 from ._cell import spike_widths as spike_widths
 from ._fit import DEFAULT_FIT as DEFAULT_FIT

@@ -23,6 +23,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -495,6 +496,86 @@ class CellFit:
         self.plot().savefig(tmpf, dpi=100)
         os.replace(tmpf, paths["png"])
         return paths
+
+
+def load_cell_fit(
+    path: str | os.PathLike, model: CellModel | None = None
+) -> tuple[hhjax.Membrane, float]:
+    """The fitted cell of a `fit.json` ([`fitting.CellFit.write`][], `hhjax fit`
+    with a cell model), to simulate it later without fitting again.
+
+    **Arguments:**
+
+    - `path`: the `fit.json` file, or the folder holding it.
+    - `model`: the [`fitting.CellModel`][] the fit used, when it is not one of
+      [`fitting.CELL_MODELS`][] (the file names the model and every fitted
+      parameter's path; the parameters not fitted keep `model`'s values).
+
+    **Returns:** `(membrane, area_cm2)`: the fitted [`hhjax.Membrane`][] and the
+    membrane area [cm²] that turns the cell's current in pA into µA/cm²
+    (`recording.stimulus(area_cm2=area_cm2)`).
+
+    **Raises:** `FileNotFoundError` for a missing file; `ValueError` for a file that
+    is not a finished cell fit (unreadable, an HH fit, an interrupted fit: resume it
+    first), a custom model not given, or a `model` whose parameter paths differ
+    from the file's; `TypeError` for a `model` that is not a `CellModel`.
+
+    **Example:**
+
+    ```python
+    membrane, area = fitting.load_cell_fit("out")        # out/fit.json
+    rec = hhjax.load_recording("cell.abf", sweeps=[3])
+    stim = rec.stimulus(area_cm2=area)                   # pA → µA/cm²
+    ```
+    """
+    p = pathlib.Path(path)
+    if p.is_dir():
+        p = p / "fit.json"
+    if not p.exists():
+        raise FileNotFoundError(f"No fit result at {p} (give fit.json or its folder).")
+    try:
+        summary = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"Could not read {p} as a fit result: {e}") from e
+    if not isinstance(summary, dict):
+        raise ValueError(f"{p} is not a fit result (a JSON object).")
+    if summary.get("status") == "interrupted":
+        raise ValueError(
+            f"{p} holds an interrupted fit (its best so far, not a fitted cell): continue "
+            "it with the same `hhjax fit` command plus --resume, or "
+            "fitting.fit_cell(..., checkpoint=..., resume=True)."
+        )
+    paths = (summary.get("settings") or {}).get("parameter_paths")
+    values = summary.get("params")
+    if not isinstance(paths, dict) or not isinstance(values, dict):
+        raise ValueError(
+            f"{p} is not a cell fit (fitting.fit_cell / `hhjax fit --model <cell model>`): "
+            "it has no `settings.parameter_paths`."
+        )
+    name = summary.get("model")
+    if model is None:
+        if name not in CELL_MODELS:
+            raise ValueError(
+                f"{p} was fitted with the custom model {name!r}: pass it as `model=` "
+                f"(a fitting.CellModel); known by name: {list(CELL_MODELS)}."
+            )
+        model = cell_model(name)
+    elif not isinstance(model, CellModel):
+        raise TypeError(f"`model` must be a fitting.CellModel, got {type(model).__name__}.")
+    if dict(model.labels) != paths:
+        raise ValueError(
+            f"`model` {model.name!r} does not match {p} (fitted as {name!r}): its "
+            f"parameter paths {dict(model.labels)} differ from the file's {paths}."
+        )
+    missing = [k for k in [*paths, "area_cm2"] if values.get(k) is None]
+    if missing:
+        raise ValueError(f"{p} has no fitted value for {missing}.")
+    mb = model.membrane
+    new = {}
+    for label, path_ in paths.items():
+        old = np.asarray(get_parameter(mb, path_.split(TIE)[0]))
+        new[path_] = jnp.asarray(float(values[label]), old.dtype)
+    return set_parameters(mb, new), float(values["area_cm2"])
 
 
 def _inside_bounds(params, bounds: Mapping[str, tuple[float, float]], area: float):

@@ -595,6 +595,19 @@ def test_cli_fits_a_real_cell_and_scores_held_out_sweeps(shared_dir, tmp_path, c
     assert val[7]["n_spikes_data"] == 2 and val[7]["n_spikes_model"] >= 1
     assert abs(val[7]["first_spike_latency_error_ms"]) <= 15.0
     assert val[7]["gamma"] >= 0.5
+    # the written model reloads by its name, and predicts the reported spikes
+    mb, area = fitting.load_cell_fit(out)
+    assert area == summary["params"]["area_cm2"]
+    for label, path in summary["settings"]["parameter_paths"].items():
+        assert float(get_parameter(mb, path.split("|")[-1])) == summary["params"][label]
+    rec7 = hhjax.load_recording(shared_dir / "data/pyabf/File_axon_5.abf", sweeps=[7])
+    rec7 = rec7.window(*summary["settings"]["window_ms"])
+    v7, ok = fitting.HHSimulator()(
+        mb, jax.tree_util.tree_map(lambda a: a[0], rec7.stimulus(area_cm2=area)),
+        jnp.asarray(rec7.t_ms), (float(rec7.t0), float(rec7.t_end)), None)
+    assert bool(ok)
+    assert hhjax.recorded_spike_times(rec7.t_ms, np.asarray(v7), -20.0).size == (
+        val[7]["n_spikes_model"])
     # the search ran and its result is reported
     assert len(summary["settings"]["search"]["history"]) == 30
     assert summary["settings"]["search"]["seed"] == 0
@@ -695,6 +708,27 @@ def test_fit_cell_resumes_each_stage_from_its_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(S, "cell_score", fails)
     again = fitting.fit_cell(rec, model, checkpoint=ck, resume=True, **kw)
     assert again.values == full.values
+
+    # the written fit reloads as the fitted membrane and area (a custom model is given)
+    full.write(tmp_path / "out")
+    mb, area = fitting.load_cell_fit(tmp_path / "out", model)
+    assert area == full.area_cm2
+    for a, b in zip(jax.tree_util.tree_leaves(mb), jax.tree_util.tree_leaves(full.model)):
+        assert np.asarray(a).dtype == np.asarray(b).dtype and np.array_equal(a, b)
+    with pytest.raises(ValueError, match="custom model 'passive': pass it as `model=`"):
+        fitting.load_cell_fit(tmp_path / "out" / "fit.json")
+    with pytest.raises(ValueError, match="does not match"):
+        fitting.load_cell_fit(tmp_path / "out", fitting.cell_model("pospischil-rs"))
+    with pytest.raises(TypeError, match="`model` must be a fitting.CellModel"):
+        fitting.load_cell_fit(tmp_path / "out", "passive")
+    with pytest.raises(FileNotFoundError, match="No fit result"):
+        fitting.load_cell_fit(tmp_path / "nowhere")
+    (tmp_path / "bad.json").write_text("{truncated")
+    with pytest.raises(ValueError, match="Could not read"):
+        fitting.load_cell_fit(tmp_path / "bad.json")
+    (tmp_path / "hh.json").write_text(json.dumps({"model": "hh", "params": {}}))
+    with pytest.raises(ValueError, match="is not a cell fit"):
+        fitting.load_cell_fit(tmp_path / "hh.json")
     with pytest.raises(ValueError, match="belongs to a different fit"):
         fitting.fit_cell(rec, model, checkpoint=ck, resume=True, **{**kw, "passive_steps": 4})
 
@@ -758,6 +792,8 @@ def test_cli_writes_the_searchs_best_on_ctrl_c(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "interrupted during the global search after 2 generation(s)" in out
     assert "continue with the same command plus --resume" in out
+    with pytest.raises(ValueError, match="interrupted fit"):
+        fitting.load_cell_fit(tmp_path / "out")
 
 
 def test_cli_search_options():
