@@ -342,7 +342,10 @@ class CellFit:
       that of the passive stage (`None` with `passive_steps=0`).
     - `settings`, `wall_time` [s], `status`, `warnings`. `settings["timing_s"]`:
       seconds per stage — `preprocessing` (window, resampling, model choice,
-      passive estimate), `passive`, `search`, `local`, `choice_and_validation`.
+      passive estimate), `passive`, `search`, `local`, `choice_and_validation`
+      (the search-or-local choice and the validation) and `standard_errors` (at a
+      kept local fit after a search; 0 when none are computed — without a search
+      they are part of `local`).
 
     **Methods:** `summary()` (a text table), `to_json()`, `plot()` (a matplotlib
     `Figure`), `write(out)` (`fit.json` and `fit.png`); property `area_cm2` [cm²].
@@ -910,7 +913,8 @@ def fit_cell(
        the model's parameters. The better of the search's best and the local fit by
        the fitted sweeps' score is kept (`settings["search"]["kept"]`). Standard
        errors (Gauss–Newton, at the local fit) are computed only when the local fit
-       is kept; the search's best has none.
+       is kept and was not stopped by its time budget (short of a minimum they do
+       not hold); the search's best has none.
     7. **Validation.** The fitted model predicts every sweep (fitted and held-out);
        [`hhjax.validation_metrics`][] per sweep: spike-count error, first-spike
        latency error, sub-threshold RMSE and Γ (±4 ms).
@@ -1225,7 +1229,7 @@ def fit_cell(
     # keep the better of the search's best and the local fit, judged on the fitted
     # sweeps by the search's score (the local fit minimises a smooth surrogate; it
     # can trade a spike for sub-threshold error)
-    search_info, vm_kept = None, None
+    search_info, vm_kept, se_s = None, None, 0.0
     if search_res is not None:
         t_fit = np.asarray(rec_fit.t_ms, float)
         vd_fit = np.asarray(rec_fit.v_mV, float)
@@ -1249,8 +1253,19 @@ def fit_cell(
         kept = "local" if scores["local"] <= scores["search"] else "search"
         # the kept model's traces: fitted sweeps, then held-out ones (validated below)
         vm_kept = {"fit": v_all[kept][:nf], "val": v_all[kept][nf:]}
-        if kept == "local":
+        if kept == "local" and res.status == "time_budget":
+            # stopped short of a minimum: standard errors would describe the noise
+            # about a point that is none (every parameter flagged; fs-2019 with 14
+            # fitted sweeps: 1.7-83 standard errors from it), at the cost of another
+            # compilation and Jacobian of every fitted sweep (~40 s there)
+            warnings.append(
+                "no standard errors: the local fit was kept but stopped by its time "
+                "budget before it converged, where they do not hold; for them, lift "
+                "the budget (stage_budget_s=None, --stage-budget 0)"
+            )
+        elif kept == "local":
             # the standard errors at the local fit's result (no further steps)
+            t_se = time.perf_counter()
             start, area_start = _inside_bounds(
                 res.params, fit_bounds, float(res.values.get("area_cm2", area1)))
             res_u = fit(
@@ -1267,6 +1282,7 @@ def fit_cell(
                     w for w in res_u.warnings if w not in res.warnings),
                 data_noise_sigma=res_u.data_noise_sigma,
             )
+            se_s = time.perf_counter() - t_se
         if kept == "search":
             res = res_search
             warnings.append(
@@ -1330,7 +1346,8 @@ def fit_cell(
         parts_m.append(vm)
     if not np.all(np.isfinite(np.concatenate(parts_m))):
         warnings.append("the fitted model's simulation failed on some sweep (NaN traces)")
-    timing["choice_and_validation"] = time.perf_counter() - t_stage
+    timing["choice_and_validation"] = time.perf_counter() - t_stage - se_s
+    timing["standard_errors"] = se_s
     settings = {
         "timing_s": {k: float(v) for k, v in timing.items()},
         "search": search_info,

@@ -425,13 +425,21 @@ def test_fit_cell_stage_budget_cuts_its_stages_short():
     """`stage_budget_s`: each Levenberg–Marquardt stage takes no step past its
     budget (its first evaluation always runs), and a warning says so."""
     model, rec = _passive_cell()
-    cf = fitting.fit_cell(rec, model, search=False, steps=5, passive_steps=5,
-                          stage_budget_s=1e-3, progress=False)
+    cf = fitting.fit_cell(rec, model, steps=5, passive_steps=5, stage_budget_s=1e-3,
+                          search={"generations": 1, "population": 8, "time_budget_s": None},
+                          progress=False)
     assert cf.settings["stage_budget_s"] == 1e-3 and cf.status == "time_budget"
     assert any(w.startswith("the passive stage took 0 of its 5 steps within its 0.001 s "
                             "budget") for w in cf.warnings), cf.warnings
     assert any(w.startswith("the local fit took 0 of its 5 steps") for w in cf.warnings)
     assert all(math.isfinite(v) for v in cf.values.values())
+    # the local fit (no step: the search's best, scored the same) is kept, but cut
+    # short by its budget it gets no standard errors, which would not hold there
+    assert cf.settings["search"]["kept"] == "local"
+    assert any(w.startswith("no standard errors: the local fit was kept but stopped by "
+                            "its time budget") for w in cf.warnings), cf.warnings
+    assert all(math.isnan(cf.stderr[k]) for k in cf.values)
+    assert cf.settings["timing_s"]["standard_errors"] == 0.0
     # the summary marks the fitted sweeps a global search scored on, when not all
     assert "(* scored by the global search)" not in cf.summary()
     part = dataclasses.replace(cf, settings={**cf.settings, "search": {"sweeps": [1]}})
@@ -533,7 +541,7 @@ def test_fit_cell_on_a_chirp_without_steps():
     # where the time went, stage by stage
     timing = cf.settings["timing_s"]
     assert list(timing) == ["preprocessing", "passive", "search", "local",
-                            "choice_and_validation"]
+                            "choice_and_validation", "standard_errors"]
     assert all(v >= 0 for v in timing.values())
     assert sum(timing.values()) <= cf.wall_time
     assert cf.to_json()["settings"]["timing_s"] == timing
