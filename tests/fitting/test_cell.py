@@ -659,7 +659,8 @@ def test_cli_rejects_overlapping_and_unknown_sweeps(shared_dir, tmp_path, capsys
         assert message in capsys.readouterr().err, args
 
 
-def test_fit_cell_resumes_each_stage_from_its_checkpoint(tmp_path, monkeypatch):
+def test_fit_cell_resumes_each_stage_from_its_checkpoint(tmp_path, monkeypatch,
+                                                         ctrl_c_on_call):
     """With `checkpoint=`, a fit interrupted in its global search and resumed ends
     where the uninterrupted fit does, bit for bit: the finished passive stage is
     not run again, the search continues from its last generation, the local fit
@@ -673,15 +674,7 @@ def test_fit_cell_resumes_each_stage_from_its_checkpoint(tmp_path, monkeypatch):
               steps=3, passive_steps=3, stage_budget_s=None, progress=False)
     full = fitting.fit_cell(rec, model, checkpoint=tmp_path / "full.npz", **kw)
 
-    score, calls = S.cell_score, []
-
-    def interrupting(*a, **k):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return score(*a, **k)
-
-    monkeypatch.setattr(S, "cell_score", interrupting)
+    score = ctrl_c_on_call(S, "cell_score", 2)
     ck = tmp_path / "ck.npz"
     with pytest.raises(fitting.SearchInterrupted):
         fitting.fit_cell(rec, model, checkpoint=ck, **kw)
@@ -741,7 +734,7 @@ def test_fit_cell_resumes_each_stage_from_its_checkpoint(tmp_path, monkeypatch):
         fitting.fit_cell(rec, model, checkpoint=ck, resume=True, **{**kw, "passive_steps": 4})
 
 
-def test_ctrl_c_in_the_search_keeps_its_best_so_far(monkeypatch):
+def test_ctrl_c_in_the_search_keeps_its_best_so_far(ctrl_c_on_call):
     """Ctrl-C during `search_cell` raises `SearchInterrupted` (a KeyboardInterrupt)
     holding the best candidate of the generations finished before it."""
     import fitting._search as S
@@ -749,16 +742,7 @@ def test_ctrl_c_in_the_search_keeps_its_best_so_far(monkeypatch):
     truth = hhjax.pospischil("RS", g_leak=0.04, e_leak=-68.0)
     rec = _cell_recording(truth, [150.0], t_end=60.0, dt=0.2, on=10.0, off=50.0)
     model = fitting.cell_model("pospischil-rs")
-    score = S.cell_score
-    calls = []
-
-    def interrupting(*a, **kw):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return score(*a, **kw)
-
-    monkeypatch.setattr(S, "cell_score", interrupting)
+    ctrl_c_on_call(S, "cell_score", 3)
     labels = {k: model.labels[k] for k in ("g_na", "g_kd")}
     with pytest.raises(fitting.SearchInterrupted) as e:
         fitting.search_cell(truth, rec, labels, {k: model.bounds[k] for k in labels},

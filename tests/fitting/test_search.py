@@ -263,7 +263,7 @@ def test_search_cell_methods_and_their_errors():
         fitting.search_cell(start, rec, {}, {}, area_cm2=2e-4)
 
 
-def test_search_cell_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+def test_search_cell_resumes_from_its_checkpoint(tmp_path, monkeypatch, ctrl_c_on_call):
     """Ctrl-C in generation 3 keeps the checkpoint of generation 2; resuming from it
     gives the uninterrupted search's result bit for bit. A finished search resumed
     returns its result without simulating; more generations continue it; another
@@ -280,15 +280,7 @@ def test_search_cell_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     _, full = fitting.search_cell(start, rec, labels, bounds, generations=4, **kw)
 
     ck = tmp_path / "search.json"
-    score, calls = S.cell_score, []
-
-    def interrupting(*a, **k):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return score(*a, **k)
-
-    monkeypatch.setattr(S, "cell_score", interrupting)
+    score = ctrl_c_on_call(S, "cell_score", 3)
     with pytest.raises(fitting.SearchInterrupted) as e:
         fitting.search_cell(start, rec, labels, bounds, generations=4, checkpoint=ck, **kw)
     assert len(e.value.result.history) == 2 and ck.exists()
