@@ -787,7 +787,9 @@ def _encode(x):
         return {"t": [_encode(v) for v in x]}
     if isinstance(x, list):
         return [_encode(v) for v in x]
-    if isinstance(x, (np.ndarray, np.generic)) or eqx.is_array(x):
+    if isinstance(x, np.generic):
+        return {"g": x.item(), "dtype": str(x.dtype)}
+    if isinstance(x, np.ndarray) or eqx.is_array(x):
         a = np.asarray(x)
         return {"a": a.tolist(), "dtype": str(a.dtype)}
     if x is None or isinstance(x, (bool, int, float, str)):
@@ -799,6 +801,8 @@ def _decode(x):
     if isinstance(x, list):
         return [_decode(v) for v in x]
     if isinstance(x, dict):
+        if "g" in x:
+            return np.dtype(x["dtype"]).type(x["g"])
         if "a" in x:
             return np.asarray(x["a"], dtype=x["dtype"])
         if "t" in x:
@@ -1149,7 +1153,10 @@ def fit_cell(
                 checkpoint=None if files is None else files["passive"], resume=resume,
             )
             if files is not None:
-                _save_stage(files["passive_done"], key, r_passive)
+                try:
+                    _save_stage(files["passive_done"], key, r_passive)
+                except TypeError:  # a field JSON cannot hold: resume reruns the stage
+                    pass           # from its own checkpoint, written after its last step
         if r_passive.status == "time_budget":
             warnings.append(_budget_note("passive stage", r_passive, passive_steps,
                                          stage_budget_s))

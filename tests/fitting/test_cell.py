@@ -696,6 +696,11 @@ def test_fit_cell_resumes_each_stage_from_its_checkpoint(tmp_path, monkeypatch,
     for k, v in full.passive_result.values.items():
         assert float(cf.passive_result.values[k]) == float(v)
     assert cf.passive_result.history == full.passive_result.history
+    # restored from its JSON record with its types: the same fit.json summary
+    def summary(r):
+        return {k: v for k, v in r.to_json().items() if k != "wall_time_s"}
+
+    assert summary(cf.passive_result) == summary(full.passive_result)
     assert cf.settings["search"]["history"] == full.settings["search"]["history"]
     assert cf.settings["search"]["n_evaluated"] == 24
     assert [r["subthreshold_rmse_mV"] for r in cf.training] == [
