@@ -29,7 +29,15 @@ from matplotlib.figure import Figure
 
 import hhjax
 
-from ._fit import AT_BOUND, FitResult, Stage, check_budget, fit, versions
+from ._fit import (
+    AT_BOUND,
+    FitResult,
+    Stage,
+    check_budget,
+    check_checkpoint,
+    fit,
+    versions,
+)
 from ._losses import SpikeTimeLoss, SubthresholdLoss
 from ._optimizers import LevenbergMarquardt
 from ._passive import (
@@ -1050,6 +1058,7 @@ def fit_cell(
     if not (time_scale_ms > 0 and math.isfinite(time_scale_ms)):
         raise ValueError(f"`time_scale_ms` must be > 0 (ms), got {time_scale_ms}.")
     check_budget("stage_budget_s", stage_budget_s)
+    check_checkpoint(checkpoint, resume)
     if not isinstance(model_spikes, (bool, np.bool_)):
         raise TypeError(f"`model_spikes` must be True or False, got {model_spikes!r}.")
     if capacitance_pF is not None and area_cm2 is not None:

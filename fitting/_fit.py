@@ -555,6 +555,22 @@ class _Progress:
             self.stream.flush()
 
 
+def check_checkpoint(checkpoint, resume: bool) -> None:
+    """A checkpoint file must be writable where it is named, checked before any
+    work (a fit that fails to write its first checkpoint would lose its steps)."""
+    if resume and checkpoint is None:
+        raise ValueError("`resume=True` needs `checkpoint=` (the file to resume from).")
+    if checkpoint is None:
+        return
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"`checkpoint` must be a file path, got {type(checkpoint).__name__}.")
+    folder = pathlib.Path(checkpoint).resolve().parent
+    if not folder.is_dir():
+        raise ValueError(
+            f"`checkpoint`: the folder {folder} does not exist (create it first)."
+        )
+
+
 def _fingerprint(space: ParameterSpace, data: SweepData, n_starts: int, stages,
                  extra=()) -> str:
     h = hashlib.sha256()
@@ -912,8 +928,7 @@ def fit(
     if int(checkpoint_every) != checkpoint_every or checkpoint_every < 1:
         raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every}.")
     check_budget("time_budget_s", time_budget_s)
-    if resume and checkpoint is None:
-        raise ValueError("`resume=True` needs `checkpoint=` (the file to resume from).")
+    check_checkpoint(checkpoint, resume)
     if simulator is None:
         simulator = HHSimulator()
     if not isinstance(simulator, AbstractSimulator):

@@ -28,6 +28,7 @@ import numpy as np
 
 import hhjax
 
+from ._fit import check_checkpoint
 from ._transforms import get_parameter, set_parameters
 
 SEARCH_CHECKPOINT_VERSION = 1
@@ -474,8 +475,7 @@ def search_cell(
         )
     if not 0 < elite_fraction < 1:
         raise ValueError(f"`elite_fraction` must be in (0, 1), got {elite_fraction!r}.")
-    if resume and checkpoint is None:
-        raise ValueError("`resume=True` needs `checkpoint=` (the file to resume from).")
+    check_checkpoint(checkpoint, resume)
     names = list(labels)
     bounds = dict(bounds)
     if area_bounds is not None:

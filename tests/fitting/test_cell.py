@@ -737,6 +737,8 @@ def test_fit_cell_resumes_each_stage_from_its_checkpoint(tmp_path, monkeypatch,
         fitting.load_cell_fit(tmp_path / "hh.json")
     with pytest.raises(ValueError, match="belongs to a different fit"):
         fitting.fit_cell(rec, model, checkpoint=ck, resume=True, **{**kw, "passive_steps": 4})
+    with pytest.raises(ValueError, match="`checkpoint`: the folder .* does not exist"):
+        fitting.fit_cell(rec, model, checkpoint=tmp_path / "no" / "ck.npz", **kw)
 
 
 def test_ctrl_c_in_the_search_keeps_its_best_so_far(ctrl_c_on_call):

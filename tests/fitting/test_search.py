@@ -323,6 +323,15 @@ def test_search_cell_resumes_from_its_checkpoint(tmp_path, monkeypatch, ctrl_c_o
                             resume=True, **kw)
     with pytest.raises(ValueError, match="`resume=True` needs `checkpoint=`"):
         fitting.search_cell(start, rec, labels, bounds, resume=True, **kw)
+    # checked before any work (a first checkpoint that cannot be written would lose it)
+    with pytest.raises(ValueError, match="`checkpoint`: the folder .* does not exist"):
+        fitting.search_cell(start, rec, labels, bounds, checkpoint=tmp_path / "no" / "s.json",
+                            **kw)
+    with pytest.raises(ValueError, match="`checkpoint`: the folder .* does not exist"):
+        fitting.fit(start, rec, ["channels.kd.g"], area_cm2=2e-4,
+                    checkpoint=tmp_path / "no" / "ck.npz")
+    with pytest.raises(TypeError, match="`checkpoint` must be a file path"):
+        fitting.search_cell(start, rec, labels, bounds, checkpoint=3, **kw)
     bad = tmp_path / "bad.json"
     for text, message in (("{not json", "Could not read search checkpoint"),
                           ('{"version": 99}', "not a search checkpoint of this version")):
