@@ -154,7 +154,9 @@ def test_grad_default_settings_full_step_protocol():
 
 @pytest.mark.parametrize(
     "model, t_end",
-    [(hhjax.pospischil("RS"), 500.0), (hhjax.HHParams(), 2000.0)],
+    [(hhjax.pospischil("RS"), 500.0),
+     # the same limit on the classic model's own path (default-suite time: slow)
+     pytest.param(hhjax.HHParams(), 2000.0, marks=pytest.mark.slow)],
     ids=["pospischil-RS-500ms", "HH-2000ms"],
 )
 def test_grad_through_a_long_quiescent_solve_matches_finite_differences(model, t_end):
