@@ -423,12 +423,18 @@ def _passive_cell():
 
 def test_fit_cell_stage_budget_cuts_its_stages_short():
     """`stage_budget_s`: each Levenberg–Marquardt stage takes no step past its
-    budget (its first evaluation always runs), and a warning says so."""
+    budget (its first evaluation always runs), and a warning says so; the search's
+    own budget likewise (the first generation always runs)."""
     model, rec = _passive_cell()
     cf = fitting.fit_cell(rec, model, steps=5, passive_steps=5, stage_budget_s=1e-3,
-                          search={"generations": 1, "population": 8, "time_budget_s": None},
+                          search={"generations": 3, "population": 8, "time_budget_s": 0.0},
                           progress=False)
     assert cf.settings["stage_budget_s"] == 1e-3 and cf.status == "time_budget"
+    assert len(cf.settings["search"]["history"]) == 1
+    assert cf.settings["search"]["stopped"] == "time_budget"
+    assert len(cf.settings["search"]["spread"]) == 1
+    assert any(w.startswith("the global search ran 1 of its 3 generations within its 0 s")
+               and "--search-budget 0" in w for w in cf.warnings), cf.warnings
     assert any(w.startswith("the passive stage took 0 of its 5 steps within its 0.001 s "
                             "budget") for w in cf.warnings), cf.warnings
     assert any(w.startswith("the local fit took 0 of its 5 steps") for w in cf.warnings)
@@ -439,7 +445,21 @@ def test_fit_cell_stage_budget_cuts_its_stages_short():
     assert any(w.startswith("no standard errors: the local fit was kept but stopped by "
                             "its time budget") for w in cf.warnings), cf.warnings
     assert all(math.isnan(cf.stderr[k]) for k in cf.values)
-    assert cf.settings["timing_s"]["standard_errors"] == 0.0
+    # where the time went, stage by stage
+    timing = cf.settings["timing_s"]
+    assert list(timing) == ["preprocessing", "passive", "search", "local",
+                            "choice_and_validation", "standard_errors"]
+    assert timing["standard_errors"] == 0.0
+    assert all(v >= 0 for v in timing.values())
+    assert sum(timing.values()) <= cf.wall_time
+    assert cf.to_json()["settings"]["timing_s"] == timing
+    # a kept search result has no standard errors: the summary says why (it printed
+    # "± nan" for each parameter before)
+    bare = dataclasses.replace(
+        cf, settings={**cf.settings, "search": {**cf.settings["search"], "kept": "search"}})
+    text = bare.summary()
+    assert "nan" not in text.split(" fit sweeps")[0]
+    assert "no standard errors: the global search's best was kept" in text
     # the summary marks the fitted sweeps a global search scored on, when not all
     assert "(* scored by the global search)" not in cf.summary()
     part = dataclasses.replace(cf, settings={**cf.settings, "search": {"sweeps": [1]}})
@@ -507,6 +527,9 @@ def test_fit_cell_recovers_a_synthetic_cell_and_predicts_held_out_sweeps(synthet
     assert np.mean([row["gamma"] for row in cf.validation]) >= 0.6
 
 
+@pytest.mark.slow  # default-suite time; the budget, timing and summary checks it
+# had are in test_fit_cell_stage_budget_cuts_its_stages_short, its passive
+# estimate in test_estimate_passive_from_a_chirp_without_steps
 def test_fit_cell_on_a_chirp_without_steps():
     """A sub-threshold chirp around a holding current (no step to read the passive
     properties from): the passive start comes from the whole sweep, the window
