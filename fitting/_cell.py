@@ -787,6 +787,14 @@ def _stage_files(checkpoint) -> dict[str, pathlib.Path] | None:
             "search": p.with_name(p.stem + ".search.json")}
 
 
+def _generations_done(path) -> int | None:
+    """Generations a search checkpoint holds (None: no readable one)."""
+    try:
+        return int(json.loads(pathlib.Path(path).read_text())["generations_done"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _encode(x):
     """A FitResult's fields as JSON (arrays keep their dtype, tuples stay tuples)."""
     if isinstance(x, dict):
@@ -1001,8 +1009,10 @@ def fit_cell(
       continues an interrupted one, so a fit stopped by Ctrl-C (or a crash) and
       resumed ends where the uninterrupted one would — bit for bit without time
       budgets (a time-budgeted search counts the time it already ran; a
-      Levenberg–Marquardt stage resumed mid-way gets its budget anew). A
-      checkpoint of other data or settings raises a `ValueError`.
+      Levenberg–Marquardt stage resumed mid-way gets its budget anew). Resumed
+      with more `generations` (or a larger search budget), a finished search goes
+      on, and the local fit then starts again from its new best (a warning says
+      so). A checkpoint of other data or settings raises a `ValueError`.
     - `progress`: as [`fitting.fit`][].
 
     **Returns:** a [`fitting.CellFit`][].
@@ -1144,6 +1154,7 @@ def fit_cell(
     # 4. the passive stage
     r_passive, area1 = None, area0
     files = _stage_files(checkpoint)
+    resume_local = resume
     if passive_steps:
         passive_names = area_names + [cm.passive["g_leak"], cm.passive["e_leak"]]
         passive_bounds = {k: bounds[k] for k in passive_names}
@@ -1194,6 +1205,7 @@ def fit_cell(
             # capacitance need not be the one its spikes see (axon-5: 279 pF from
             # its steps, 186-201 pF in its best fits)
             spread.setdefault("area_cm2", AREA_SPREAD)
+        done_before = _generations_done(files["search"]) if files and resume else None
         mb, search_res = search_cell(
             mb, rec_search, {k: v for k, v in cm.labels.items() if k in cm.bounds},
             {k: cm.bounds[k] for k in cm.labels if k in cm.bounds}, area_cm2=area1,
@@ -1201,6 +1213,15 @@ def fit_cell(
             threshold=threshold_mV, spread=spread, progress=bool(progress),
             checkpoint=None if files is None else files["search"], resume=resume, **opts,
         )
+        if done_before is not None and len(search_res.history) > done_before:
+            # a search resumed past where a finished one stopped (more generations or
+            # budget) has a new best: the local fit's checkpoint started elsewhere
+            resume_local = False
+            if files["local"].exists():
+                warnings.append(
+                    f"the global search went on from its checkpoint ({done_before} → "
+                    f"{len(search_res.history)} generations): the local fit started "
+                    "again from its new best")
         area1 = float(search_res.values.get("area_cm2", area1))
         if fit_area:  # (inside the local fit's bounds)
             area1 = float(np.clip(area1, bounds["area_cm2"][0] * 1.01, bounds["area_cm2"][1] * 0.99))
@@ -1232,7 +1253,7 @@ def fit_cell(
     res = fit(
         mb, rec_fit, names, bounds=fit_bounds, area_cm2=area1,
         stages=[Stage(LevenbergMarquardt(steps=int(steps), rtol=1e-4), loss, name="spikes")],
-        retry=False, progress=progress, checkpoint=checkpoint, resume=resume,
+        retry=False, progress=progress, checkpoint=checkpoint, resume=resume_local,
         uncertainty=search_res is None, time_budget_s=stage_budget_s,
     )
     if res.status == "time_budget":

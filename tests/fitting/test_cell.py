@@ -758,6 +758,25 @@ def test_fit_cell_resumes_each_stage_from_its_checkpoint(tmp_path, monkeypatch,
     (tmp_path / "hh.json").write_text(json.dumps({"model": "hh", "params": {}}))
     with pytest.raises(ValueError, match="is not a cell fit"):
         fitting.load_cell_fit(tmp_path / "hh.json")
+    # resumed with more generations, the search goes on from its checkpoint and the
+    # local fit starts again from the new best (its old checkpoint started elsewhere:
+    # resumed, it was refused as another fit's). Started from a capacitance 50 % off
+    # without the passive stage, the search improves on its start generation after
+    # generation.
+    monkeypatch.setattr(S, "cell_score", score)
+    # (a 1 ms stage budget: the local fit's first evaluation, no step, and no
+    # standard errors — this is about whose start its checkpoint holds)
+    kw0 = {**kw, "passive_steps": 0, "capacitance_pF": 300.0, "stage_budget_s": 1e-3,
+           "search": {"generations": 2, "population": 8, "time_budget_s": None}}
+    ck2 = tmp_path / "ck2.npz"
+    first = fitting.fit_cell(rec, model, checkpoint=ck2, **kw0)
+    more = fitting.fit_cell(rec, model, checkpoint=ck2, resume=True,
+                            **{**kw0, "search": {**kw0["search"], "generations": 8}})
+    h0, h1 = first.settings["search"]["history"], more.settings["search"]["history"]
+    assert h1[:2] == h0 and len(h1) == 8 and h1[-1] < h0[-1]  # a new best
+    assert more.settings["search"]["n_evaluated"] == 64
+    assert any("the global search went on from its checkpoint (2 → 8 generations)" in w
+               for w in more.warnings), more.warnings
     with pytest.raises(ValueError, match="belongs to a different fit"):
         fitting.fit_cell(rec, model, checkpoint=ck, resume=True, **{**kw, "passive_steps": 4})
     with pytest.raises(ValueError, match="`checkpoint`: the folder .* does not exist"):
