@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hashlib
 import io
 import json
 import math
@@ -22,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
@@ -35,8 +33,10 @@ from ._fit import (
     Stage,
     check_budget,
     check_checkpoint,
+    digest,
     fit,
     versions,
+    write_text_atomic,
 )
 from ._losses import SpikeTimeLoss, SubthresholdLoss
 from ._optimizers import LevenbergMarquardt
@@ -500,9 +500,7 @@ class CellFit:
         summary = self.to_json()
         summary.update(extra or {})
         paths = {"json": out / "fit.json", "png": out / "fit.png"}
-        tmp = out / "fit.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=1, allow_nan=False))
-        os.replace(tmp, paths["json"])
+        write_text_atomic(paths["json"], json.dumps(summary, indent=1, allow_nan=False))
         tmpf = out / "fit.tmp.png"
         self.plot().savefig(tmpf, dpi=100)
         os.replace(tmpf, paths["png"])
@@ -776,11 +774,12 @@ def _passive_start(rec_fit: hhjax.Recording, threshold_mV: float,
         "(--capacitance-pF) if it is known"]
 
 
-def _stage_files(checkpoint) -> dict[str, pathlib.Path] | None:
+def _stage_files(checkpoint) -> dict[str, pathlib.Path | None]:
     """`fit_cell`'s checkpoint files beside the local fit's `checkpoint`: the passive
-    stage's (in progress: `fit`'s own; finished: its result) and the search's."""
+    stage's (in progress: `fit`'s own; finished: its result) and the search's (all
+    None without a checkpoint)."""
     if checkpoint is None:
-        return None
+        return dict.fromkeys(("local", "passive", "passive_done", "search"))
     p = pathlib.Path(checkpoint)
     return {"local": p, "passive": p.with_name(p.stem + ".passive.npz"),
             "passive_done": p.with_name(p.stem + ".passive.json"),
@@ -833,11 +832,9 @@ def _save_stage(path, fingerprint: str, res: FitResult) -> None:
     eqx.tree_serialise_leaves(buf, res.params)
     fields = {f.name: _encode(getattr(res, f.name))
               for f in dataclasses.fields(res) if f.name != "params"}
-    text = json.dumps({"version": 1, "fingerprint": fingerprint, "fields": fields,
-                       "params": base64.b64encode(buf.getvalue()).decode("ascii")})
-    tmp = pathlib.Path(str(path) + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps({
+        "version": 1, "fingerprint": fingerprint, "fields": fields,
+        "params": base64.b64encode(buf.getvalue()).decode("ascii")}))
 
 
 def _load_stage(path, fingerprint: str, like) -> FitResult | None:
@@ -859,16 +856,6 @@ def _load_stage(path, fingerprint: str, like) -> FitResult | None:
             "passive-stage settings); remove it or drop `resume`."
         )
     return FitResult(params=params, **fields)
-
-
-def _fingerprint(rec: hhjax.Recording, membrane, *settings) -> str:
-    h = hashlib.sha256(repr(settings).encode())
-    for a in (rec.t_ms, rec.v_mV, rec.i_samples):
-        h.update(np.ascontiguousarray(np.asarray(a, float)).tobytes())
-    for leaf in jax.tree_util.tree_leaves(membrane):
-        if eqx.is_array_like(leaf):
-            h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
-    return h.hexdigest()[:16]
 
 
 def fit_cell(
@@ -1158,9 +1145,13 @@ def fit_cell(
     if passive_steps:
         passive_names = area_names + [cm.passive["g_leak"], cm.passive["e_leak"]]
         passive_bounds = {k: bounds[k] for k in passive_names}
-        if files is not None:
-            key = _fingerprint(rec_fit, mb, passive_names, passive_bounds, float(area0),
-                               int(passive_steps), stage_budget_s, float(threshold_mV))
+        if checkpoint is not None:
+            key = digest(
+                (passive_names, passive_bounds, float(area0), int(passive_steps),
+                 stage_budget_s, float(threshold_mV)),
+                arrays=[np.asarray(a, float)
+                        for a in (rec_fit.t_ms, rec_fit.v_mV, rec_fit.i_samples)],
+                trees=(mb,))
             if resume:  # a finished passive stage is not run again
                 r_passive = _load_stage(files["passive_done"], key, mb)
         if r_passive is None:
@@ -1170,9 +1161,9 @@ def fit_cell(
                               SubthresholdLoss(threshold=threshold_mV), name="passive")],
                 uncertainty=False, retry=False, progress=progress,
                 time_budget_s=stage_budget_s,
-                checkpoint=None if files is None else files["passive"], resume=resume,
+                checkpoint=files["passive"], resume=resume,
             )
-            if files is not None:
+            if checkpoint is not None:
                 try:
                     _save_stage(files["passive_done"], key, r_passive)
                 except TypeError:  # a field JSON cannot hold: resume reruns the stage
@@ -1205,13 +1196,13 @@ def fit_cell(
             # capacitance need not be the one its spikes see (axon-5: 279 pF from
             # its steps, 186-201 pF in its best fits)
             spread.setdefault("area_cm2", AREA_SPREAD)
-        done_before = _generations_done(files["search"]) if files and resume else None
+        done_before = _generations_done(files["search"]) if resume and checkpoint else None
         mb, search_res = search_cell(
             mb, rec_search, {k: v for k, v in cm.labels.items() if k in cm.bounds},
             {k: cm.bounds[k] for k in cm.labels if k in cm.bounds}, area_cm2=area1,
             area_bounds=(area1 / 4.0, area1 * 4.0) if fit_area else None,
             threshold=threshold_mV, spread=spread, progress=bool(progress),
-            checkpoint=None if files is None else files["search"], resume=resume, **opts,
+            checkpoint=files["search"], resume=resume, **opts,
         )
         if done_before is not None and len(search_res.history) > done_before:
             # a search resumed past where a finished one stopped (more generations or

@@ -10,7 +10,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import pathlib
 import sys
 import time
@@ -356,9 +355,10 @@ def _renumbered(cf, file_index):
 
 def _write_json(path: pathlib.Path, obj) -> None:
     """`obj` as JSON at `path`, atomically (a Ctrl-C never leaves half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, allow_nan=False))
-    os.replace(tmp, path)
+    # (imported here: fitting is loaded by then, and the CLI starts without it)
+    from ._fit import write_text_atomic
+
+    write_text_atomic(path, json.dumps(obj, indent=1, allow_nan=False))
 
 
 def _budget_flag(flag: str, budget_s: float, parser) -> float | None:

@@ -571,21 +571,36 @@ def check_checkpoint(checkpoint, resume: bool) -> None:
         )
 
 
-def _fingerprint(space: ParameterSpace, data: SweepData, n_starts: int, stages,
-                 extra=()) -> str:
+def digest(*settings, arrays=(), trees=()) -> str:
+    """A short hash identifying a fit or a stage (its checkpoints' fingerprint): the
+    reprs of `settings`, the bytes of `arrays`, and the array leaves of `trees`
+    (whose reprs show only shapes: the fixed model parameters, loss weights)."""
     h = hashlib.sha256()
-    h.update(repr((space.names, space.per_sweep, space.initial, n_starts)).encode())
-    h.update(repr(space.transforms).encode())
-    h.update(repr(stages).encode())
-    h.update(repr(extra).encode())
-    for arr in (data.t, data.v, data.i):
+    for s in settings:
+        h.update(repr(s).encode())
+    for arr in arrays:
         h.update(np.ascontiguousarray(arr).tobytes())
-    # array values (reprs show only shapes): the fixed model parameters, loss weights
-    for tree in (space.template, stages):
+    for tree in trees:
         for leaf in jax.tree_util.tree_leaves(tree):
             if eqx.is_array_like(leaf):
                 h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
     return h.hexdigest()[:16]
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Write `text` to `path` through a temporary file beside it, so a Ctrl-C or a
+    crash mid-write leaves the previous file."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _fingerprint(space: ParameterSpace, data: SweepData, n_starts: int, stages,
+                 extra=()) -> str:
+    return digest((space.names, space.per_sweep, space.initial, n_starts),
+                  space.transforms, stages, extra, arrays=(data.t, data.v, data.i),
+                  trees=(space.template, stages))
 
 
 def _save_checkpoint(path, header: dict, state: OptimizerState):

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 import hhjax
 
-from ._fit import FitResult
+from ._fit import FitResult, write_text_atomic
 from ._simulator import AbstractSimulator, HHSimulator
 from ._transforms import set_parameters
 
@@ -194,9 +194,7 @@ def write_report(
     if extra:
         summary.update(extra)
     paths = {"json": out / "fit.json"}
-    tmp = paths["json"].with_name("fit.json.tmp")
-    tmp.write_text(json.dumps(summary, indent=1, allow_nan=False))
-    os.replace(tmp, paths["json"])
+    write_text_atomic(paths["json"], json.dumps(summary, indent=1, allow_nan=False))
     if figure:
         fig = plot_fit(result, recording)
         paths["png"] = out / "fit.png"

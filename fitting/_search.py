@@ -13,7 +13,6 @@ judges — the training sweeps' spike counts, Γ and sub-threshold RMSE.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -28,7 +27,7 @@ import numpy as np
 
 import hhjax
 
-from ._fit import check_checkpoint
+from ._fit import check_checkpoint, digest, write_text_atomic
 from ._transforms import get_parameter, set_parameters
 
 SEARCH_CHECKPOINT_VERSION = 1
@@ -561,17 +560,12 @@ def search_cell(
     n_eval, prior_s, last_gen_s = 0, 0.0, 0.0
     spreads: list[float] = []
     if checkpoint is not None:
-        h = hashlib.sha256(repr((
-            names, [labels.get(k) for k in names], [bounds[k] for k in names],
-            u0.tolist(), sigma.tolist(), N, method, float(elite_fraction), int(seed),
-            float(dt_sim), float(threshold), float(area_cm2), str(dtype),
-        )).encode())
-        for a in (t, vd, np.asarray(recording.current_density(area_cm2), float)):
-            h.update(np.ascontiguousarray(a).tobytes())
-        for leaf in jax.tree_util.tree_leaves(membrane):
-            if eqx.is_array_like(leaf):
-                h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
-        fingerprint = h.hexdigest()[:16]
+        fingerprint = digest(
+            (names, [labels.get(k) for k in names], [bounds[k] for k in names],
+             u0.tolist(), sigma.tolist(), N, method, float(elite_fraction), int(seed),
+             float(dt_sim), float(threshold), float(area_cm2), str(dtype)),
+            arrays=(t, vd, np.asarray(recording.current_density(area_cm2), float)),
+            trees=(membrane,))
         if resume and pathlib.Path(checkpoint).exists():
             ck = _load_search_checkpoint(checkpoint)
             if ck.get("fingerprint") != fingerprint:
@@ -589,7 +583,7 @@ def search_cell(
     def save(stopped=None):
         if checkpoint is None:
             return
-        _write_atomic(checkpoint, json.dumps({
+        write_text_atomic(checkpoint, json.dumps({
             "version": SEARCH_CHECKPOINT_VERSION, "fingerprint": fingerprint,
             "method": method, "generations_done": len(history), "optimizer": opt.state(),
             "best_u": best_u.tolist(), "best_score": best_s, "best_terms": best_terms,
@@ -653,15 +647,6 @@ def search_cell(
         raise SearchInterrupted(res, mb) from None
     save(stopped)
     return result(stopped)
-
-
-def _write_atomic(path, text: str) -> None:
-    """Write `text` to `path` through a temporary file (a Ctrl-C mid-write leaves
-    the previous file)."""
-    path = pathlib.Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _load_search_checkpoint(path) -> dict:
