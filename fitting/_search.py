@@ -102,16 +102,27 @@ def _crossings(v: np.ndarray, threshold: float) -> np.ndarray:
     return (v[..., 1:] >= threshold) & (v[..., :-1] < threshold)
 
 
+#: samples (candidates × sweeps × time) `cell_score` scores per pass
+_SCORE_CHUNK_SAMPLES = 1 << 21
+
+
 def _near_spikes(cross: np.ndarray, before: int, after: int) -> np.ndarray:
     """Samples within `before` samples before / `after` samples after a crossing
-    (`cross[..., j]` is a crossing between samples j and j + 1)."""
+    (`cross[..., j]` is a crossing between samples j and j + 1: it lands on sample
+    j + 1, and sample k is near it when k − after ≤ j + 1 ≤ k + before)."""
     T = cross.shape[-1] + 1
     c = np.zeros(cross.shape[:-1] + (T + 1,), np.int32)
-    c[..., 2:] = np.cumsum(cross, axis=-1)  # c[k + 1] = crossings landing at or before k
-    k = np.arange(T)
-    hi = np.minimum(k + before, T - 1) + 1
-    lo = np.maximum(k - after, 0)
-    return (c[..., hi] - c[..., lo]) > 0
+    np.cumsum(cross, axis=-1, out=c[..., 2:])  # c[k + 1] = crossings landing at or before k
+    # near[k] = c[min(k + before, T − 1) + 1] − c[max(k − after, 0)] > 0, by slices
+    near = np.empty(cross.shape[:-1] + (T,), bool)
+    hi = np.empty(cross.shape[:-1] + (T,), np.int32)
+    m = max(T - before, 0)
+    hi[..., :m] = c[..., before + 1: before + 1 + m]
+    hi[..., m:] = c[..., T: T + 1]
+    k = min(after, T)
+    np.greater(hi[..., :k], c[..., :1], out=near[..., :k])
+    np.greater(hi[..., k:], c[..., : T - k], out=near[..., k:])
+    return near
 
 
 def cell_score(
@@ -174,23 +185,36 @@ def cell_score(
     dt = float(np.median(np.diff(t)))
     before, after = (int(math.ceil(x / dt)) for x in exclude_ms)
     duration = float(t[-1] - t[0])
-    bad = ~np.all(np.isfinite(vm), axis=-1)  # (N, S)
-    vm_safe = np.where(np.isfinite(vm), vm, -1e3)
-    cd, cm = _crossings(vd, threshold), _crossings(vm_safe, threshold)
-    keep = ~(_near_spikes(cd, before, after)[None] | _near_spikes(cm, before, after))
-    keep &= (vd < threshold)[None]
-    n_keep = np.maximum(keep.sum(-1), 1)
-    rmse = np.sqrt(np.sum(np.where(keep, (vm_safe - vd[None]) ** 2, 0.0), -1) / n_keep)
+    keep_d = ~_near_spikes(_crossings(vd, threshold), before, after) & (vd < threshold)
+    bad = np.zeros((N, S), bool)
+    rmse = np.zeros((N, S))
+    nm = np.zeros((N, S), int)
+    tm: list[list[np.ndarray]] = [[] for _ in range(N)]
+    # a few candidates at a time, so the temporaries stay small (a generation's
+    # traces are ~100 MB; scored whole, the passes over them took 4–8× longer)
+    chunk = max(1, _SCORE_CHUNK_SAMPLES // max(S * T, 1))
+    for n0 in range(0, N, chunk):
+        v = vm[n0: n0 + chunk]
+        finite = np.isfinite(v)
+        bad[n0: n0 + chunk] = ~np.all(finite, axis=-1)
+        if not finite.all():
+            v = np.where(finite, v, -1e3)
+        keep = ~_near_spikes(_crossings(v, threshold), before, after)
+        keep &= keep_d[None]
+        e2 = v - vd[None]
+        np.square(e2, out=e2)
+        n_keep = np.maximum(keep.sum(-1), 1)
+        rmse[n0: n0 + chunk] = np.sqrt(np.sum(e2, axis=-1, where=keep) / n_keep)
+        for i in range(v.shape[0]):
+            row = [hhjax.recorded_spike_times(t, v[i, s], threshold, hysteresis=hysteresis)
+                   for s in range(S)]
+            tm[n0 + i] = row
+            nm[n0 + i] = [x.size for x in row]
     rmse = np.where(bad, 1e3, np.minimum(rmse, 1e3))
 
-    def spikes_of(v):
-        return hhjax.recorded_spike_times(t, v, threshold, hysteresis=hysteresis)
-
-    tm = [[spikes_of(vm_safe[n, s]) for s in range(S)] for n in range(N)]
-    nm = np.array([[x.size for x in row] for row in tm]).reshape(N, S)
     spikes = np.zeros((N, S))
     for s in range(S):
-        td = spikes_of(vd[s])
+        td = hhjax.recorded_spike_times(t, vd[s], threshold, hysteresis=hysteresis)
         nd = td.size
         if nd == 0:
             spikes[:, s] = np.minimum(nm[:, s], 3)

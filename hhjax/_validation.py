@@ -77,13 +77,24 @@ def coincidence_factor(
         return math.nan
     if d.size == 0 or m.size == 0:
         return 0.0
-    # greedy matching in time order (each model spike used once)
-    used = np.zeros(m.size, bool)
-    n_coinc = 0
-    for t in d:
-        idx = np.nonzero(~used & (np.abs(m - t) <= delta))[0]
-        if idx.size:
-            used[idx[np.argmin(np.abs(m[idx] - t))]] = True
+    # greedy matching in time order: each data spike takes the nearest unused model
+    # spike within ±delta (the earlier one on a tie); each model spike used once.
+    # One pass over both sorted trains: model spikes more than delta before a data
+    # spike are out of reach of every later one.
+    ml = m.tolist()
+    used = [False] * len(ml)
+    n_coinc, p = 0, 0
+    for t in d.tolist():
+        while p < len(ml) and ml[p] < t and abs(ml[p] - t) > delta:
+            p += 1
+        best, best_dist, q = -1, math.inf, p
+        while q < len(ml) and (ml[q] <= t or abs(ml[q] - t) <= delta):
+            dist = abs(ml[q] - t)
+            if not used[q] and dist <= delta and dist < best_dist:
+                best, best_dist = q, dist
+            q += 1
+        if best >= 0:
+            used[best] = True
             n_coinc += 1
     nu = m.size / duration
     expected = 2 * nu * delta * d.size

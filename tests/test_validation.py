@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import hhjax
@@ -44,6 +44,42 @@ def test_gamma_of_independent_poisson_trains_is_near_zero(seed):
         b = np.sort(rng.uniform(0, T, rng.poisson(rate * T)))
         gs.append(hhjax.coincidence_factor(a, b, T))
     assert abs(np.mean(gs)) < 0.05
+
+
+def _gamma_by_definition(d, m, duration, delta):
+    """Γ with the greedy matching written out: each data spike, in time order, takes
+    the nearest unused model spike within ±delta (the first such one on a tie)."""
+    d, m = np.asarray(d, float), np.asarray(m, float)
+    if d.size == 0 and m.size == 0:
+        return math.nan
+    if d.size == 0 or m.size == 0:
+        return 0.0
+    used, n_coinc = np.zeros(m.size, bool), 0
+    for t in d:
+        idx = np.nonzero(~used & (np.abs(m - t) <= delta))[0]
+        if idx.size:
+            used[idx[np.argmin(np.abs(m[idx] - t))]] = True
+            n_coinc += 1
+    nu = m.size / duration
+    norm = 1 - 2 * nu * delta
+    if norm <= 0:
+        return math.nan
+    return (n_coinc - 2 * nu * delta * d.size) / (0.5 * (d.size + m.size)) / norm
+
+
+_times = st.lists(st.integers(0, 400), max_size=30).map(lambda x: sorted(v * 0.25 for v in x))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_times, _times, st.sampled_from([0.25, 1.0, 4.0]))
+@example([10.0, 11.5], [9.0, 11.0], 1.0)  # a tie: taking 11 would leave 11.5 unmatched
+@example([10.0, 13.0], [7.0, 10.5], 4.0)  # the nearest (10.5), not the first in reach
+def test_gamma_matches_its_definition(d, m, delta):
+    """hhjax's one-pass matching gives the definition's Γ exactly, with ties, spikes
+    exactly ±delta apart and repeated times (a 0.25 ms grid makes them common)."""
+    got = hhjax.coincidence_factor(d, m, 100.0, delta=delta)
+    want = _gamma_by_definition(d, m, 100.0, delta)
+    assert (math.isnan(got) and math.isnan(want)) or got == want
 
 
 def test_count_latency_and_subthreshold_rmse():

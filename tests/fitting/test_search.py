@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fitting
 import hhjax
@@ -76,6 +78,64 @@ def test_cell_score_counts_a_noisy_recording_like_the_metrics():
 def test_cell_score_checks_shapes():
     with pytest.raises(ValueError, match=r"\(N, S, T\)"):
         fitting.cell_score(T, _trace([])[None], _trace([])[None])
+
+
+def _score_by_definition(t, vd, vm, threshold, delta=4.0, exclude_ms=(2.0, 10.0)):
+    """cell_score's terms written out sample by sample, one candidate and sweep at a
+    time (the documented formula; spikes counted by hhjax.recorded_spike_times)."""
+    N, S, T = vm.shape
+    dt = float(np.median(np.diff(t)))
+    before, after = (math.ceil(x / dt) for x in exclude_ms)
+    spikes, rmse = np.zeros((N, S)), np.zeros((N, S))
+
+    def landings(v):  # a crossing between samples j and j + 1 lands on j + 1
+        return [j + 1 for j in range(T - 1) if v[j] < threshold <= v[j + 1]]
+
+    for n in range(N):
+        for s in range(S):
+            v = vm[n, s]
+            if not np.all(np.isfinite(v)):
+                spikes[n, s], rmse[n, s] = 3.0, 1e3
+                continue
+            marks = landings(vd[s]) + landings(v)
+            keep = [k for k in range(T) if vd[s, k] < threshold
+                    and not any(k - after <= L <= k + before for L in marks)]
+            err = [(v[k] - vd[s, k]) ** 2 for k in keep]
+            rmse[n, s] = min(math.sqrt(sum(err) / max(len(keep), 1)), 1e3)
+            td = hhjax.recorded_spike_times(t, vd[s], threshold)
+            tm = hhjax.recorded_spike_times(t, v, threshold)
+            if td.size == 0:
+                spikes[n, s] = min(tm.size, 3)
+                continue
+            g = hhjax.coincidence_factor(td, tm, float(t[-1] - t[0]), delta=delta)
+            g = max(g, 0.0) if tm.size and math.isfinite(g) else 0.0
+            spikes[n, s] = 1.0 - g + min(abs(tm.size - td.size) / td.size, 2.0)
+    return spikes.mean(-1) + 0.5 * (rmse / 3.0).mean(-1), spikes, rmse
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 7), st.integers(1, 3),
+       st.integers(2, 120), st.integers(1, 64))
+def test_cell_score_matches_its_definition(seed, N, S, T, chunk):
+    """On random traces (spikes as ±60 mV jumps, a few non-finite samples), in chunks
+    of any size down to one sample, cell_score's terms are the formula's."""
+    import fitting._search as fs
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(T) * 0.5
+    vd = np.where(rng.random((S, T)) < 0.15, 10.0, -60.0) + rng.normal(0, 5, (S, T))
+    vm = np.where(rng.random((N, S, T)) < 0.15, 10.0, -60.0) + rng.normal(0, 5, (N, S, T))
+    vm[rng.random((N, S, T)) < 0.01] = np.nan
+    want, spikes, rmse = _score_by_definition(t, vd, vm, -20.0)
+    old = fs._SCORE_CHUNK_SAMPLES
+    fs._SCORE_CHUNK_SAMPLES = chunk
+    try:
+        got, terms = fitting.cell_score(t, vd, vm, threshold=-20.0)
+    finally:
+        fs._SCORE_CHUNK_SAMPLES = old
+    np.testing.assert_array_equal(terms["spikes"], spikes)
+    np.testing.assert_allclose(terms["rmse_mV"], rmse, rtol=1e-12)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def _synthetic(truth, amps, area=2e-4):
