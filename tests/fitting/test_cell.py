@@ -855,6 +855,13 @@ def test_cli_search_options():
     with pytest.raises(SystemExit):
         _search_option(10, 0.0, parser, 0, -1)
     assert parser.parse_args(["fit", "c.npz", "--out", "o"]).search_sweeps is None
+    # --search-dtype: absent is fit_cell's default (the fit's own dtype)
+    args = parser.parse_args(["fit", "c.npz", "--out", "o"])
+    assert args.search_dtype is None and "dtype" not in _search_option(10, 0.0, parser)
+    args = parser.parse_args(["fit", "c.npz", "--out", "o", "--search-dtype", "float64"])
+    assert _search_option(10, 0.0, parser, 0, None, args.search_dtype)["dtype"] == "float64"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["fit", "c.npz", "--out", "o", "--search-dtype", "float16"])
     assert parser.parse_args(["fit", "c.npz", "--out", "o", "--search-sweeps", "3"]
                              ).search_sweeps == 3
     # --seed reaches the cell search (it seeded only --model hh's starts before)

@@ -3,6 +3,7 @@
 
 import math
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -321,6 +322,21 @@ def test_search_cell_methods_and_their_errors():
                             method="bfgs")
     with pytest.raises(ValueError, match="nothing to search"):
         fitting.search_cell(start, rec, {}, {}, area_cm2=2e-4)
+    # candidates simulated in float32 score the first generation (the same draws)
+    # as float64 does; the returned membrane keeps the start's float64
+    got = {}
+    for dt in ("float64", "float32"):
+        mb, sr = fitting.search_cell(start, rec, labels, {"g_kd": (0.5, 50.0)}, area_cm2=2e-4,
+                                     population=16, generations=1, time_budget_s=None,
+                                     dtype=dt)
+        got[dt] = sr
+        assert mb.dtype == jnp.float64 and mb.channels["kd"].g.dtype == jnp.float64
+    assert got["float32"].score == pytest.approx(got["float64"].score, rel=1e-3)
+    assert got["float32"].values["g_kd"] == got["float64"].values["g_kd"]
+    for bad in ("int32", "fast", 3):
+        with pytest.raises(TypeError, match="`dtype` must be a float dtype"):
+            fitting.search_cell(start, rec, labels, {"g_kd": (0.5, 50.0)}, area_cm2=2e-4,
+                                dtype=bad)
 
 
 def test_search_cell_resumes_from_its_checkpoint(tmp_path, monkeypatch, ctrl_c_on_call):
