@@ -963,7 +963,7 @@ def fit_cell(
       all four cells with the CMA-ES search, three of four with the cross-entropy
       search before it, so the local stage gets a short budget).
     - `search`: `True` (default), `False` (no global search) or a dict of
-      [`fitting.search_cell`][] options (`generations` (30), `population` (256),
+      [`fitting.search_cell`][] options (`generations` (60), `population` (256),
       `time_budget_s` (120 s; a warning says when it stopped the search before
       its `generations`), `spread`, `seed`, `dt_ms`, `method` (`"cma"`;
       `"cem"`: the cross-entropy method of earlier versions), `dtype` (the
@@ -1183,7 +1183,7 @@ def fit_cell(
     # 5. the global search, then the active (gradient) stage from its best candidate
     search_res = None
     if search:
-        opts = {"generations": 30, "time_budget_s": 120.0, "dtype": None,
+        opts = {"generations": 60, "time_budget_s": 120.0, "dtype": None,
                 **(dict(search) if isinstance(search, Mapping) else {})}
         spread = {k: 0.05 for k in cm.passive}
         spread.update(opts.pop("spread", {}))

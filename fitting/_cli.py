@@ -618,10 +618,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cell models: Levenberg–Marquardt steps of the passive stage "
                           "(area, leak) before the search; 0 skips it (default: "
                           "fitting.fit_cell's)")
-    fit.add_argument("--search-generations", type=int, default=30, metavar="N",
+    fit.add_argument("--search-generations", type=int, default=60, metavar="N",
                      help="cell models: generations of the global search (256 candidate "
                           "models each, scored on spike counts, coincidence factor and "
-                          "sub-threshold RMSE) before the local fit; 0 skips it (default 30)")
+                          "sub-threshold RMSE) before the local fit; 0 skips it (default 60)")
     fit.add_argument("--search-budget", type=float, default=120.0, metavar="S",
                      help="cell models: time budget of the global search [s] (default "
                           "120; how many generations fit in it depends on the machine, "
