@@ -47,7 +47,12 @@ from ._compile import eager_wide_jit, wide_compiler_options
 from ._model import HHState, resting_state
 from ._params import RATE_V_LIMIT, HHParams, is_concrete
 from ._rates import ClassicKinetics
-from ._stimulus import AbstractNoiseCurrent, AbstractStimulus, noise_sources
+from ._stimulus import (
+    AbstractNoiseCurrent,
+    AbstractStimulus,
+    SampledCurrent,
+    noise_sources,
+)
 
 
 class PopulationResult(eqx.Module):
@@ -341,6 +346,53 @@ def _kept(y, save):
     return MembraneState(v=y.v, gates={})
 
 
+#: `stimulus_batched` value (static) for a batched `SampledCurrent` whose neurons share
+#: their sample times: one knot search per step for the whole batch
+SHARED_KNOTS = "shared_knots"
+
+
+def _shares_knots(stimulus, batch: tuple[int, ...]) -> bool:
+    """A [`hhjax.SampledCurrent`][] batched over the population `batch` (concrete
+    times of shape `batch + (K,)`, K ≥ 2) whose neurons all have the same sample
+    times (e.g. one recording's sweeps, or candidates on them)."""
+    if type(stimulus) is not SampledCurrent or not is_concrete(stimulus.times):
+        return False
+    times = np.asarray(stimulus.times)
+    if not batch or times.shape[:-1] != tuple(batch) or times.shape[-1] < 2:
+        return False
+    rows = times.reshape(-1, times.shape[-1])
+    return bool(np.all(rows == rows[0]))
+
+
+def _shared_knots_current(stimulus):
+    """`t ↦` the current of every neuron of a batched `SampledCurrent` (leaves
+    `(n, K)`) with shared sample times: the knot is searched once for all neurons
+    and their values read as one row of the transposed `(K, n)` table, instead of a
+    search per neuron through its own copy (a recorded current, every sample a
+    knot, made each step a scattered read per neuron: 3.3x slower steps). The
+    same arithmetic as `SampledCurrent.__call__` (`jnp.interp`'s): the same values
+    up to how the compiler fuses a multiply-add (ulps)."""
+    xp = stimulus.times[0]
+    fp = stimulus.values.T
+    k = xp.shape[0]
+    eps = np.spacing(np.finfo(xp.dtype).eps)
+
+    def current(t):
+        t = jnp.asarray(t, xp.dtype)
+        if stimulus.interpolation == "previous":
+            return fp[jnp.clip(jnp.searchsorted(xp, t, side="right") - 1, 0, k - 1)]
+        i = jnp.clip(jnp.searchsorted(xp, t, side="right"), 1, k - 1)
+        df = fp[i] - fp[i - 1]
+        dx = xp[i] - xp[i - 1]
+        delta = t - xp[i - 1]
+        dx0 = jnp.abs(dx) <= eps
+        f = jnp.where(dx0, fp[i - 1], fp[i - 1] + (delta / jnp.where(dx0, 1, dx)) * df)
+        f = jnp.where(t < xp[0], fp[0], f)
+        return jnp.where(t > xp[-1], fp[-1], f)
+
+    return current
+
+
 def _loop(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched,
           scheme="exponential_euler", save="state"):
     """The time loop for one chunk of neurons (fields of shape `(chunk,)` or `()`)."""
@@ -353,9 +405,13 @@ def _loop(model, stimulus, y0, t0, dt, n_saves, stride, unroll, stimulus_batched
     # the staggered scheme takes the current at the middle of each step
     t_off = 0.5 * dt if staggered else 0.0
 
+    shared = _shared_knots_current(stimulus) if stimulus_batched == SHARED_KNOTS else None
+
     def current(t):
         if stimulus is None:
             return jnp.zeros((), dtype)
+        if shared is not None:
+            return shared(t)
         if stimulus_batched:
             return jax.vmap(lambda s: s(t))(stimulus)
         return stimulus(t)
@@ -746,8 +802,11 @@ def simulate_population(
         y0 = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(jnp.asarray(a, dtype), batch), y0)
     if save not in SAVE_CHOICES:
         raise ValueError(f"`save` must be one of {SAVE_CHOICES}, got {save!r}.")
+    batched = bool(stimulus_batched)
+    if batched and _shares_knots(stimulus, batch):
+        batched = SHARED_KNOTS  # (a truthy static flag)
     args = (jnp.asarray(t0, dtype), jnp.asarray(dt, dtype), n_saves, stride, int(unroll),
-            bool(stimulus_batched), scheme, save)
+            batched, scheme, save)
     if threads is None:
         threads = _default_threads()
     if int(threads) != threads or threads < 1:

@@ -206,6 +206,55 @@ def test_noise_and_nonfinite_are_reported(getkey):
     assert res.ok.tolist() == [True, False]
 
 
+@pytest.mark.parametrize("interpolation", ["linear", "previous"])
+@pytest.mark.parametrize("shape, chunk, scheme", [
+    ((7,), None, "staggered"),                        # current between the knots
+    ((7,), 3, "exponential_euler"),                   # ... and on them
+    ((2, 3), None, "exponential_euler"),
+])
+def test_sampled_currents_on_shared_times_take_one_knot_search(monkeypatch, interpolation,
+                                                               shape, chunk, scheme):
+    """Batched SampledCurrents on one time grid (a recording's sweeps; candidates on
+    them) are evaluated with one knot search per step for the whole batch: the
+    same traces as each neuron searching its own knots (to rounding), in a 1-D or
+    2-D batch, chunked or not; on different grids each neuron searches its own."""
+    import hhjax._fast as F
+
+    rng = np.random.default_rng(0)
+    n = int(np.prod(shape))
+    times = np.round(np.arange(0.0, 20.0, 0.1), 10)
+    values = rng.normal(4.0, 6.0, (n, times.size)).cumsum(axis=1) * 0.05
+    def batched(ts, vs):  # one SampledCurrent per neuron, stacked (as Recording.stimulus)
+        one = [hhjax.SampledCurrent(a, b, interpolation) for a, b in zip(ts, vs)]
+        return jax.tree_util.tree_map(lambda *x: jnp.stack(x), *one)
+
+    flat = batched(np.broadcast_to(times, (n, times.size)), values)
+    stim = jax.tree_util.tree_map(lambda a: a.reshape(shape + a.shape[1:]), flat)
+    assert F._shares_knots(stim, shape)
+    params = hhjax.HHParams(g_na=jnp.full(shape, 120.0))
+    calls = []
+    real = F._shared_knots_current
+    monkeypatch.setattr(F, "_shared_knots_current", lambda s: calls.append(1) or real(s))
+    kw = dict(save_every=0.1, stimulus_batched=True, chunk_size=chunk, scheme=scheme,
+              dt=0.025)
+    fast = hhjax.simulate_population(params, stim, 25.0, **kw)
+    assert calls  # the shared path ran
+    monkeypatch.setattr(F, "_shares_knots", lambda s, b: False)
+    calls.clear()
+    each = hhjax.simulate_population(params, stim, 25.0, **kw)
+    assert not calls
+    # (the same formula; the compiler may fuse a multiply-add differently: ulps)
+    np.testing.assert_allclose(np.asarray(fast.v), np.asarray(each.v), rtol=1e-10, atol=1e-10)
+    assert fast.v.shape == shape + (251,) and float(jnp.max(fast.v)) > 0  # it fires
+    # grids that differ between neurons (or a single knot) are not shared
+    other = np.broadcast_to(times, (n, times.size)).copy()
+    other[-1] *= 1.01
+    assert not F._shares_knots(batched(other, values), (n,))
+    assert not F._shares_knots(batched(np.zeros((n, 1)), np.ones((n, 1))), (n,))
+    assert not F._shares_knots(flat, (n + 1,))  # not batched over this population
+    assert not F._shares_knots(hhjax.SampledCurrent(times, values[0]), ())
+
+
 def test_batched_stimulus_with_shared_params():
     """Scalar parameters with `stimulus_batched=True`: the population is the
     stimulus batch, each neuron as if simulated alone."""
