@@ -297,6 +297,17 @@ d1 = jax.devices()[1]
 c = hhjax.simulate_population(p, st, 30.0, save_every=0.5, devices=[d1])
 assert c.v.devices() == {d1}, c.v.devices()  # one named device: runs there
 assert float(jnp.max(jnp.abs(a.v - c.v))) < 1e-9
+# a recorded-style current on one time grid (the shared-knot path) split over
+# the devices: the single-device numbers
+import numpy as np
+t = np.round(np.arange(0.0, 30.0, 0.1), 10)
+vals = np.random.default_rng(0).normal(0.5, 3.0, (7, t.size)).cumsum(1) * 0.05
+rec = jax.tree_util.tree_map(lambda *x: jnp.stack(x),
+                             *[hhjax.SampledCurrent(t, v) for v in vals])
+a = hhjax.simulate_population(p, rec, 30.0, save_every=0.5, stimulus_batched=True)
+b = hhjax.simulate_population(p, rec, 30.0, save_every=0.5, stimulus_batched=True,
+                              devices=jax.devices(), chunk_size=2)
+assert float(jnp.max(a.v)) > 0 and float(jnp.max(jnp.abs(a.v - b.v))) < 1e-9
 print("sharded ok")
 """
 
